@@ -1,0 +1,31 @@
+# `make demo` and `make test` each set up .venv from scratch on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Core only: the demo and the lut backend need no torch.
+$(VENV)/.core: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# Tests add the torch extra (the pinned CPU build) and pytest.
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[torch,dev]'
+	touch $@ $(VENV)/.core
+
+demo: $(VENV)/.core
+	$(BIN)/rtfuse demo
+
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.dev
+	$(BIN)/python benchmarks/bench_kernel.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,15 @@
+"""Errors that reach the user as one clear message (the CLI prints them without a traceback)."""
+
+from __future__ import annotations
+
+
+class RtfuseError(Exception):
+    """Base class: the message says what went wrong and what to do about it."""
+
+
+class InputError(RtfuseError, ValueError):
+    """An input array, file or option does not meet the documented contract."""
+
+
+class LutFormatError(RtfuseError, ValueError):
+    """A LUT file is missing, corrupt, truncated, of another version or inconsistent."""

@@ -1,0 +1,55 @@
+"""Analytic starting LUTs: usable before any training, and labelled *untrained*.
+
+Rule: keep the visible luma and bring in IR where it is brighter (hot targets),
+``Y' = Y + max(IR - Y, 0) * (0.2 + 0.8 c) [* (1 - 0.5 g)]``, where the context ``c`` rises where
+the IR is locally brighter and more structured than the visible, and the normalised visible
+gradient ``g`` (4-D only) keeps visible edges. These are hand-set, not fitted to anything.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+import numpy as np
+
+from rtfuse.fusion.lutfile import AXES_3D, AXES_4D, CONTEXT_INPUTS, LutModel
+
+GRAD_HI = 64.0  # L1-Sobel/8 units: a 100-level step edge gives 50
+
+
+def analytic_context(stride: int = 8, hidden: int = 8) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Context layers (3x3 4->h, 1x1 h->h, 3x3 h->1) computing sigmoid(8 lrelu(mIR - mY) + 4 sIR - 2)."""
+    w0 = np.zeros((hidden, CONTEXT_INPUTS, 3, 3), np.float32)
+    w0[0, 1, 1, 1], w0[0, 0, 1, 1] = 1.0, -1.0  # mIR - mY
+    w0[1, 3, 1, 1] = 1.0  # sIR (>= 0, passes LeakyReLU unchanged)
+    w1 = np.zeros((hidden, hidden, 1, 1), np.float32)
+    w1[0, 0], w1[1, 1] = 1.0, 1.0
+    w2 = np.zeros((1, hidden, 3, 3), np.float32)
+    w2[0, 0, 1, 1], w2[0, 1, 1, 1] = 8.0, 4.0
+    b2 = np.array([-2.0], np.float32)
+    zeros = np.zeros(hidden, np.float32)
+    return [(w0, zeros), (w1, zeros.copy()), (w2, b2)]
+
+
+def analytic_lut(kind: str = "3d", n_lum: int = 17, n_ctx: int = 8, n_grad: int = 8, stride: int = 8) -> LutModel:
+    """An untrained LUT of the given kind (``"3d"`` or ``"4d"``) with ``n_lum`` nodes on Y and IR."""
+    y = np.linspace(0.0, 1.0, n_lum)
+    c = np.linspace(0.0, 1.0, n_ctx)
+    if kind == "3d":
+        yy, ii, cc = np.meshgrid(y, y, c, indexing="ij")
+        table = yy + np.maximum(ii - yy, 0.0) * (0.2 + 0.8 * cc)
+        axes, ranges = AXES_3D, [[0, 255], [0, 255], [0, 1]]
+    elif kind == "4d":
+        g = np.linspace(0.0, 1.0, n_grad)
+        yy, gg, cc, ii = np.meshgrid(y, g, c, y, indexing="ij")
+        table = yy + np.maximum(ii - yy, 0.0) * (0.2 + 0.8 * cc) * (1.0 - 0.5 * gg)
+        axes, ranges = AXES_4D, [[0, 255], [0, GRAD_HI], [0, 1], [0, 255]]
+    else:
+        raise ValueError(f"kind must be '3d' or '4d', got {kind!r}")
+    meta = {
+        "untrained": True,
+        "method": "analytic initial LUT (rtfuse.fusion.initial), not fitted to any data",
+        "created": _dt.date.today().isoformat(),
+    }
+    return LutModel(table.astype(np.float32), axes, np.array(ranges, np.float32), stride,
+                    analytic_context(stride), meta)

@@ -1,0 +1,293 @@
+"""Numba kernels: the per-frame hot path of the ``lut`` backend.
+
+Conventions shared by every kernel here (and mirrored by :mod:`rtfuse.fusion.twin`):
+
+- ``vis`` is BGR ``uint8`` (H, W, 3), ``ir`` is ``uint8`` (H, W), ``out`` is BGR ``uint8`` (H, W, 3).
+- Luma is OpenCV's fixed-point BT.601 ``Y = (1868 B + 9617 G + 4899 R + 8192) >> 14``, so it
+  equals ``cv2.cvtColor(vis, cv2.COLOR_BGR2GRAY)`` bit for bit.
+- Colour: the fused luma ``Y'`` replaces ``Y`` while the visible Cb/Cr are kept. In BT.601 every
+  channel of RGB is ``Y`` plus a chroma term, so this is ``out_c = clip(vis_c + round(Y') - Y)``;
+  no chroma planes are ever materialised.
+- Tables arrive *baked* (:mod:`rtfuse.fusion.bake`): the (Y, IR) axes are expanded to all 256x256
+  integer inputs, in ``uint16`` Q8.8 (value * 256). Since Y and IR are integers, this is exact
+  bilinear interpolation; only the context (and gradient) axes are interpolated per pixel.
+- The context map (Hc, Wc) float32 in [0, 1] is sampled bilinearly with PyTorch's
+  ``interpolate(mode="bilinear", align_corners=False)`` coordinate rule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+# Rows per parallel work item for kernels that keep a rolling row buffer.
+_BAND = 16
+
+
+@njit(inline="always")
+def _luma(b, g, r):
+    return (np.int32(b) * 1868 + np.int32(g) * 9617 + np.int32(r) * 4899 + 8192) >> 14
+
+
+@njit(cache=True)
+def axis_coords(n_out, n_in):
+    """Source index pairs and weights of a half-pixel-centred linear resize of one axis.
+
+    Same rule as ``torch.nn.functional.interpolate(..., align_corners=False)`` with an output
+    size: ``s = max((i + 0.5) * n_in / n_out - 0.5, 0)``.
+    """
+    i0 = np.empty(n_out, np.int32)
+    i1 = np.empty(n_out, np.int32)
+    w = np.empty(n_out, np.float32)
+    scale = np.float32(n_in) / np.float32(n_out)
+    for i in range(n_out):
+        s = (np.float32(i) + np.float32(0.5)) * scale - np.float32(0.5)
+        if s < 0:
+            s = np.float32(0.0)
+        j = int(s)
+        if j > n_in - 1:
+            j = n_in - 1
+        i0[i] = j
+        i1[i] = j + 1 if j < n_in - 1 else j
+        w[i] = s - np.float32(j)
+    return i0, i1, w
+
+
+@njit(parallel=True, cache=True)
+def context_stats(vis, ir, stride):
+    """Block statistics that feed the context net.
+
+    Returns float32 (4, ceil(H/stride), ceil(W/stride)): mean Y / 255, mean IR / 255,
+    std Y / 127.5, std IR / 127.5 over each stride x stride block (partial blocks at the
+    right/bottom edge average over the pixels they have).
+    """
+    h, w = ir.shape
+    hc = (h + stride - 1) // stride
+    wc = (w + stride - 1) // stride
+    flat = vis.reshape(h, 3 * w)
+    out = np.empty((4, hc, wc), np.float32)
+    for by in prange(hc):
+        # Column sums over the block's rows first (vectorises), then per-block reductions.
+        sy = np.zeros(w, np.int32)
+        syy = np.zeros(w, np.int32)
+        si = np.zeros(w, np.int32)
+        sii = np.zeros(w, np.int32)
+        y1 = min(h, (by + 1) * stride)
+        for y in range(by * stride, y1):
+            row = flat[y]
+            irow = ir[y]
+            for x in range(w):
+                lum = _luma(row[3 * x], row[3 * x + 1], row[3 * x + 2])
+                t = np.int32(irow[x])
+                sy[x] += lum
+                syy[x] += lum * lum
+                si[x] += t
+                sii[x] += t * t
+        nrows = y1 - by * stride
+        for bx in range(wc):
+            x0 = bx * stride
+            x1 = min(w, x0 + stride)
+            a = np.int64(0)
+            aa = np.int64(0)
+            c = np.int64(0)
+            cc = np.int64(0)
+            for x in range(x0, x1):
+                a += sy[x]
+                aa += syy[x]
+                c += si[x]
+                cc += sii[x]
+            n = nrows * (x1 - x0)
+            my = a / n
+            mi = c / n
+            out[0, by, bx] = my / 255.0
+            out[1, by, bx] = mi / 255.0
+            out[2, by, bx] = np.sqrt(max(aa / n - my * my, 0.0)) / 127.5
+            out[3, by, bx] = np.sqrt(max(cc / n - mi * mi, 0.0)) / 127.5
+    return out
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def conv2d_replicate(x, weight, bias, act):
+    """One context-net layer: 'same' k x k convolution with replicate padding, then ``act``.
+
+    ``x`` float32 (Cin, H, W); ``weight`` float32 (Cout, Cin, k, k), k odd; ``bias`` (Cout,).
+    ``act``: 0 none, 1 LeakyReLU(0.1), 2 sigmoid. Returns float32 (Cout, H, W).
+    """
+    cout, cin, k, _ = weight.shape
+    _, h, w = x.shape
+    r = k // 2
+    hp = h + 2 * r
+    xp = np.empty((cin, hp, w + 2 * r), np.float32)
+    for item in prange(cin * hp):
+        ci = item // hp
+        yy = item % hp
+        src = x[ci, min(max(yy - r, 0), h - 1)]
+        dst = xp[ci, yy]
+        dst[r : r + w] = src
+        dst[:r] = src[0]
+        dst[r + w :] = src[w - 1]
+    out = np.empty((cout, h, w), np.float32)
+    for item in prange(cout * h):
+        co = item // h
+        y = item % h
+        acc = out[co, y]
+        acc[:] = bias[co]
+        for ci in range(cin):
+            for ky in range(k):
+                row = xp[ci, y + ky]
+                for kx in range(k):
+                    wv = weight[co, ci, ky, kx]
+                    for xx in range(w):
+                        acc[xx] += wv * row[xx + kx]
+        if act == 1:
+            for xx in range(w):
+                if acc[xx] < 0:
+                    acc[xx] *= np.float32(0.1)
+        elif act == 2:
+            for xx in range(w):
+                acc[xx] = np.float32(1.0) / (np.float32(1.0) + np.exp(-acc[xx]))
+    return out
+
+
+@njit(inline="always")
+def _context_row(ctx, cy0, cy1, cwy, cx0, cx1, cwx, y, scale, crow, pos):
+    """Context of image row ``y`` at every column, times ``scale`` (grid units), into ``pos``."""
+    r0 = ctx[cy0[y]]
+    r1 = ctx[cy1[y]]
+    wy = cwy[y]
+    for xc in range(crow.shape[0]):
+        crow[xc] = r0[xc] + (r1[xc] - r0[xc]) * wy
+    for x in range(pos.shape[0]):
+        a = crow[cx0[x]]
+        pos[x] = (a + (crow[cx1[x]] - a) * cwx[x]) * scale
+
+
+@njit(inline="always")
+def _apply_delta(vrow, dd, orow):
+    """BGR out = clip(BGR in + dY): the visible chroma is kept, only luma changes."""
+    for i in range(orow.shape[0]):
+        orow[i] = min(max(np.int32(vrow[i]) + dd[i], 0), 255)
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def fuse_lut3d(vis, ir, ctx, table, out):
+    """Fuse with a baked 3-D LUT over (visible Y, IR, context).
+
+    ``table``: uint16 (256, 256, Nc), Q8.8 fused luma for every integer (Y, IR) at each context
+    node. Per row, in bands of rows per thread: sample the context, compute luma, read the two
+    bracketing context nodes per pixel and interpolate, then add dY to B, G and R. The row
+    phases are split so that the luma and output loops vectorise; only the table read is scalar.
+    """
+    h, w = ir.shape
+    hc, wc = ctx.shape
+    nc = table.shape[2]
+    flat = table.reshape(-1)
+    kmax = nc - 2
+    cx0, cx1, cwx = axis_coords(w, wc)
+    cy0, cy1, cwy = axis_coords(h, hc)
+    vis2 = vis.reshape(h, 3 * w)
+    out2 = out.reshape(h, 3 * w)
+    inv = np.float32(1.0 / 256.0)
+    nbands = (h + _BAND - 1) // _BAND
+    for band in prange(nbands):
+        crow = np.empty(wc, np.float32)
+        pos = np.empty(w, np.float32)
+        lum = np.empty(w, np.int32)
+        dd = np.empty(3 * w, np.int32)
+        for y in range(band * _BAND, min(h, (band + 1) * _BAND)):
+            vrow = vis2[y]
+            irow = ir[y]
+            _context_row(ctx, cy0, cy1, cwy, cx0, cx1, cwx, y, np.float32(nc - 1), crow, pos)
+            for x in range(w):
+                lum[x] = _luma(vrow[3 * x], vrow[3 * x + 1], vrow[3 * x + 2])
+            for x in range(w):
+                p = pos[x]
+                k = min(int(p), kmax)
+                wk = p - np.float32(k)
+                lx = lum[x]
+                base = (lx * 256 + np.int32(irow[x])) * nc + k
+                t0 = np.float32(flat[base])
+                v = (t0 + (np.float32(flat[base + 1]) - t0) * wk) * inv
+                d = np.int32(v + np.float32(0.5)) - lx
+                dd[3 * x] = d
+                dd[3 * x + 1] = d
+                dd[3 * x + 2] = d
+            _apply_delta(vrow, dd, out2[y])
+
+
+@njit(inline="always")
+def _luma_row(vrow, dst):
+    """Luma of one flat BGR row into ``dst[1:W+1]`` with replicated ends (for Sobel)."""
+    w = dst.shape[0] - 2
+    for x in range(w):
+        dst[x + 1] = _luma(vrow[3 * x], vrow[3 * x + 1], vrow[3 * x + 2])
+    dst[0] = dst[1]
+    dst[w + 1] = dst[w]
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def fuse_lut4d(vis, ir, ctx, table, grad_scale, out):
+    """Fuse with a baked 4-D LUT over (visible Y, visible gradient, context, IR).
+
+    ``table``: uint16 (256, 256, Ng, Nc), Q8.8, indexed [Y, IR, gradient node, context node].
+    The gradient is the L1 Sobel magnitude of Y divided by 8 (range 0..255, replicate border),
+    mapped to the grid by the *fixed* ``grad_scale`` = (Ng - 1) / grad_hi and clipped. A fixed
+    scale keeps a pixel in the same cell from frame to frame (no flicker), unlike per-frame
+    min-max normalisation. Each band of rows keeps a rolling 3-row luma buffer.
+    """
+    h, w = ir.shape
+    hc, wc = ctx.shape
+    ng = table.shape[2]
+    nc = table.shape[3]
+    flat = table.reshape(-1)
+    gmax = np.float32(ng - 1)
+    kmax = nc - 2
+    jmax = ng - 2
+    gs = np.float32(grad_scale / 8.0)
+    cx0, cx1, cwx = axis_coords(w, wc)
+    cy0, cy1, cwy = axis_coords(h, hc)
+    vis2 = vis.reshape(h, 3 * w)
+    out2 = out.reshape(h, 3 * w)
+    inv = np.float32(1.0 / 256.0)
+    nbands = (h + _BAND - 1) // _BAND
+    for band in prange(nbands):
+        ya = band * _BAND
+        buf = np.empty((3, w + 2), np.int32)
+        crow = np.empty(wc, np.float32)
+        pos = np.empty(w, np.float32)
+        gpos = np.empty(w, np.float32)
+        dd = np.empty(3 * w, np.int32)
+        _luma_row(vis2[max(ya - 1, 0)], buf[(ya + 2) % 3])
+        _luma_row(vis2[ya], buf[ya % 3])
+        for y in range(ya, min(h, ya + _BAND)):
+            _luma_row(vis2[min(y + 1, h - 1)], buf[(y + 1) % 3])
+            up = buf[(y + 2) % 3]
+            mid = buf[y % 3]
+            dn = buf[(y + 1) % 3]
+            irow = ir[y]
+            _context_row(ctx, cy0, cy1, cwy, cx0, cx1, cwx, y, np.float32(nc - 1), crow, pos)
+            for x in range(w):
+                gx = (up[x + 2] + 2 * mid[x + 2] + dn[x + 2]) - (up[x] + 2 * mid[x] + dn[x])
+                gy = (dn[x] + 2 * dn[x + 1] + dn[x + 2]) - (up[x] + 2 * up[x + 1] + up[x + 2])
+                gpos[x] = min(np.float32(abs(gx) + abs(gy)) * gs, gmax)
+            for x in range(w):
+                gp = gpos[x]
+                j = min(int(gp), jmax)
+                wj = gp - np.float32(j)
+                p = pos[x]
+                k = min(int(p), kmax)
+                wk = p - np.float32(k)
+                lx = mid[x + 1]
+                base = ((lx * 256 + np.int32(irow[x])) * ng + j) * nc + k
+                t00 = np.float32(flat[base])
+                t01 = np.float32(flat[base + 1])
+                t10 = np.float32(flat[base + nc])
+                t11 = np.float32(flat[base + nc + 1])
+                lo = t00 + (t01 - t00) * wk
+                hi = t10 + (t11 - t10) * wk
+                v = (lo + (hi - lo) * wj) * inv
+                d = np.int32(v + np.float32(0.5)) - lx
+                dd[3 * x] = d
+                dd[3 * x + 1] = d
+                dd[3 * x + 2] = d
+            _apply_delta(vis2[y], dd, out2[y])

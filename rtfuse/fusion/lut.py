@@ -1,0 +1,65 @@
+"""The ``lut`` backend: context net + baked LUT, all in Numba, no torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rtfuse.fusion import kernels
+from rtfuse.fusion.bake import bake
+from rtfuse.fusion.lutfile import LutModel, load_lut
+from rtfuse.fusion.validate import check_pair
+
+
+def context_map(vis: np.ndarray, ir: np.ndarray, model: LutModel) -> np.ndarray:
+    """Context in [0, 1], float32 (ceil(H/stride), ceil(W/stride)), from the model's tiny net.
+
+    ``vis`` uint8 (H, W, 3) BGR and ``ir`` uint8 (H, W), already validated and contiguous.
+    """
+    x = kernels.context_stats(vis, ir, model.ctx_stride)
+    last = len(model.ctx_layers) - 1
+    for i, (w, b) in enumerate(model.ctx_layers):
+        x = kernels.conv2d_replicate(x, w, b, 2 if i == last else 1)
+    return x[0]
+
+
+class LutFuser:
+    """Fuse with a 3-D or 4-D LUT: ``fuser(vis_bgr, ir) -> fused_bgr``.
+
+    Inputs: ``vis`` uint8 (H, W, 3) BGR, ``ir`` uint8 (H, W). Output: uint8 (H, W, 3) BGR with
+    the visible chroma and the LUT's fused luma. Thread-safe for concurrent calls.
+    """
+
+    def __init__(self, model: LutModel, name: str = "lut") -> None:
+        self.model = model
+        self.name = name
+        self.table = bake(model)
+        if model.kind == "4d":
+            ng = model.table.shape[model.axes.index("vis_grad")]
+            self.grad_scale = (ng - 1) / model.axis_range("vis_grad")[1]
+
+    @classmethod
+    def from_file(cls, path: str | Path, name: str = "lut") -> "LutFuser":
+        return cls(load_lut(path), name=name)
+
+    def context(self, vis: np.ndarray, ir: np.ndarray) -> np.ndarray:
+        vis, ir = check_pair(vis, ir)
+        return context_map(vis, ir, self.model)
+
+    def __call__(self, vis: np.ndarray, ir: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        vis, ir = check_pair(vis, ir)
+        if out is None:
+            out = np.empty_like(vis)
+        elif out.shape != vis.shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous uint8 array of shape {vis.shape}")
+        ctx = context_map(vis, ir, self.model)
+        if self.model.kind == "3d":
+            kernels.fuse_lut3d(vis, ir, ctx, self.table, out)
+        else:
+            kernels.fuse_lut4d(vis, ir, ctx, self.table, self.grad_scale, out)
+        return out
+
+    def __repr__(self) -> str:
+        state = "UNTRAINED" if self.model.untrained else "trained"
+        return f"LutFuser({self.model.kind}, table {self.model.table.shape}, {state})"
