@@ -3,8 +3,8 @@
 Conventions shared by every kernel here (and mirrored by :mod:`rtfuse.fusion.twin`):
 
 - ``vis`` is BGR ``uint8`` (H, W, 3), ``ir`` is ``uint8`` (H, W), ``out`` is BGR ``uint8`` (H, W, 3).
-- Luma is OpenCV's fixed-point BT.601 ``Y = (1868 B + 9617 G + 4899 R + 8192) >> 14``, so it
-  equals ``cv2.cvtColor(vis, cv2.COLOR_BGR2GRAY)`` bit for bit.
+- Luma is fixed-point BT.601, ``Y = (3735 B + 19235 G + 9798 R + 16384) >> 15`` (the exact
+  integers of OpenCV 5's ``COLOR_BGR2GRAY``; within one level of ``round(.114 B + .587 G + .299 R)``).
 - Colour: the fused luma ``Y'`` replaces ``Y`` while the visible Cb/Cr are kept. In BT.601 every
   channel of RGB is ``Y`` plus a chroma term, so this is ``out_c = clip(vis_c + round(Y') - Y)``;
   no chroma planes are ever materialised.
@@ -26,7 +26,7 @@ _BAND = 16
 
 @njit(inline="always")
 def _luma(b, g, r):
-    return (np.int32(b) * 1868 + np.int32(g) * 9617 + np.int32(r) * 4899 + 8192) >> 14
+    return (np.int32(b) * 3735 + np.int32(g) * 19235 + np.int32(r) * 9798 + 16384) >> 15
 
 
 @njit(cache=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,10 @@ from rtfuse.fusion import kernels
 from rtfuse.fusion.bake import bake
 from rtfuse.fusion.lutfile import LutModel, load_lut
 from rtfuse.fusion.validate import check_pair
+
+# Numba's fallback "workqueue" threading layer aborts on concurrent parallel launches, and each
+# launch already uses every core, so kernel calls from several Python threads take turns.
+_LAUNCH = threading.Lock()
 
 
 def context_map(vis: np.ndarray, ir: np.ndarray, model: LutModel) -> np.ndarray:
@@ -28,7 +33,7 @@ class LutFuser:
     """Fuse with a 3-D or 4-D LUT: ``fuser(vis_bgr, ir) -> fused_bgr``.
 
     Inputs: ``vis`` uint8 (H, W, 3) BGR, ``ir`` uint8 (H, W). Output: uint8 (H, W, 3) BGR with
-    the visible chroma and the LUT's fused luma. Thread-safe for concurrent calls.
+    the visible chroma and the LUT's fused luma. Safe to call from several threads.
     """
 
     def __init__(self, model: LutModel, name: str = "lut") -> None:
@@ -45,7 +50,8 @@ class LutFuser:
 
     def context(self, vis: np.ndarray, ir: np.ndarray) -> np.ndarray:
         vis, ir = check_pair(vis, ir)
-        return context_map(vis, ir, self.model)
+        with _LAUNCH:
+            return context_map(vis, ir, self.model)
 
     def __call__(self, vis: np.ndarray, ir: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         vis, ir = check_pair(vis, ir)
@@ -53,11 +59,12 @@ class LutFuser:
             out = np.empty_like(vis)
         elif out.shape != vis.shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
             raise ValueError(f"out must be a C-contiguous uint8 array of shape {vis.shape}")
-        ctx = context_map(vis, ir, self.model)
-        if self.model.kind == "3d":
-            kernels.fuse_lut3d(vis, ir, ctx, self.table, out)
-        else:
-            kernels.fuse_lut4d(vis, ir, ctx, self.table, self.grad_scale, out)
+        with _LAUNCH:
+            ctx = context_map(vis, ir, self.model)
+            if self.model.kind == "3d":
+                kernels.fuse_lut3d(vis, ir, ctx, self.table, out)
+            else:
+                kernels.fuse_lut4d(vis, ir, ctx, self.table, self.grad_scale, out)
         return out
 
     def __repr__(self) -> str:

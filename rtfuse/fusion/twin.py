@@ -11,17 +11,22 @@ integers). Outputs are float32 in 0..255.
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+try:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+except ModuleNotFoundError as e:  # the lut runtime never gets here; training does
+    raise ModuleNotFoundError(
+        "this part of rtfuse needs PyTorch: pip install 'rtfuse[torch]' (pins torch==2.13.0)"
+    ) from e
 
 from rtfuse.fusion.lutfile import AXES_3D, LutModel
 
 
 def luma(vis: torch.Tensor) -> torch.Tensor:
-    """OpenCV's fixed-point BT.601 luma of BGR ``vis`` (B, 3, H, W) -> int32 (B, 1, H, W)."""
+    """Fixed-point BT.601 luma of BGR ``vis`` (B, 3, H, W) -> int32 (B, 1, H, W), as the kernels."""
     v = vis.to(torch.int32)
-    return (v[:, 0:1] * 1868 + v[:, 1:2] * 9617 + v[:, 2:3] * 4899 + 8192) >> 14
+    return (v[:, 0:1] * 3735 + v[:, 1:2] * 19235 + v[:, 2:3] * 9798 + 16384) >> 15
 
 
 def context_stats(y: torch.Tensor, ir: torch.Tensor, stride: int) -> torch.Tensor:

@@ -1,0 +1,117 @@
+"""`rtfuse fuse` on stills and folders, `rtfuse demo`, `rtfuse lut`, and their error messages."""
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import REPO
+from rtfuse.cli import main
+from rtfuse.synthetic import SyntheticScene
+
+
+def run_cli(*args, cwd=REPO):
+    """Run the real console entry point in a subprocess: exit code, stdout + stderr."""
+    r = subprocess.run([sys.executable, "-m", "rtfuse.cli", *map(str, args)], cwd=cwd, capture_output=True,
+                       text=True, timeout=300)
+    return r.returncode, r.stdout + r.stderr
+
+
+@pytest.fixture
+def pair_dirs(tmp_path):
+    scene = SyntheticScene(96, 64, seed=1)
+    (tmp_path / "vis").mkdir()
+    (tmp_path / "ir").mkdir()
+    for i in range(3):
+        vis, ir = scene.render(i)
+        cv2.imwrite(str(tmp_path / "vis" / f"f{i}.png"), vis)
+        cv2.imwrite(str(tmp_path / "ir" / f"f{i}.png"), cv2.cvtColor(ir, cv2.COLOR_GRAY2BGR))  # 3-channel IR
+    return tmp_path
+
+
+def test_fuse_one_pair_matches_api(pair_dirs):
+    import rtfuse
+
+    out = pair_dirs / "out.png"
+    assert main(["fuse", "--vis", str(pair_dirs / "vis/f0.png"), "--ir", str(pair_dirs / "ir/f0.png"), "-o", str(out)]) == 0
+    vis = cv2.imread(str(pair_dirs / "vis/f0.png"))
+    ir = cv2.imread(str(pair_dirs / "ir/f0.png"), cv2.IMREAD_GRAYSCALE)
+    assert np.array_equal(cv2.imread(str(out)), rtfuse.load_fuser("lut")(vis, ir))
+
+
+def test_fuse_folders_reports_unpaired(pair_dirs):
+    cv2.imwrite(str(pair_dirs / "vis" / "lonely.png"), np.zeros((64, 96, 3), np.uint8))
+    cv2.imwrite(str(pair_dirs / "ir" / "orphan.png"), np.zeros((64, 96), np.uint8))
+    code, text = run_cli("fuse", "--vis", pair_dirs / "vis", "--ir", pair_dirs / "ir", "-o", pair_dirs / "out",
+                         "--backend", "lut4d")
+    assert code == 0, text
+    assert sorted(p.name for p in (pair_dirs / "out").iterdir()) == ["f0.png", "f1.png", "f2.png"]
+    assert "lonely" in text and "orphan" in text and "unpaired" in text
+
+
+def test_folder_with_a_bad_pair_fuses_the_rest_and_fails(pair_dirs):
+    (pair_dirs / "vis" / "f1.png").write_bytes(b"not a png")
+    code, text = run_cli("fuse", "--vis", pair_dirs / "vis", "--ir", pair_dirs / "ir", "-o", pair_dirs / "out")
+    assert code == 1
+    assert "failed f1" in text and "not a readable image" in text
+    assert sorted(p.name for p in (pair_dirs / "out").iterdir()) == ["f0.png", "f2.png"]
+
+
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda d: ["--vis", d / "nope.png", "--ir", d / "ir/f0.png", "-o", d / "o.png"], "no such file"),
+        (lambda d: ["--vis", d / "vis", "--ir", d / "ir/f0.png", "-o", d / "o.png"], "both be"),
+        (lambda d: ["--vis", d / "vis/f0.png", "--ir", d / "small.png", "-o", d / "o.png"], "--resize-ir"),
+        (lambda d: ["--vis", d / "vis/f0.png", "--ir", d / "junk.png", "-o", d / "o.png"], "not a readable image"),
+        (lambda d: ["--vis", d / "vis/f0.png", "--ir", d / "ir/f0.png", "-o", d / "o.xyz"], "extension"),
+        (lambda d: ["--vis", d / "vis/f0.png", "--ir", d / "ir/f0.png", "-o", d / "o.png", "--lut", d / "junk.png"],
+         "not a readable rtfuse LUT"),
+        (lambda d: ["--vis", d / "vis/f0.png", "--ir", d / "ir/f0.png", "-o", d / "nodir/o.png"], "cannot write"),
+    ],
+)
+def test_bad_inputs_get_one_clear_message(pair_dirs, make, match):
+    cv2.imwrite(str(pair_dirs / "small.png"), np.zeros((32, 48), np.uint8))
+    (pair_dirs / "junk.png").write_bytes(b"\x89PNG broken")
+    code, text = run_cli("fuse", *make(pair_dirs))
+    assert code == 1
+    assert match in text
+    assert "Traceback" not in text
+    assert not list(pair_dirs.glob("*.part")) and not list(pair_dirs.glob(".*.part"))
+
+
+def test_resize_ir_fuses_mismatched_sizes(pair_dirs):
+    cv2.imwrite(str(pair_dirs / "small.png"), np.full((32, 48), 200, np.uint8))
+    code, text = run_cli("fuse", "--vis", pair_dirs / "vis/f0.png", "--ir", pair_dirs / "small.png",
+                         "-o", pair_dirs / "o.jpg", "--resize-ir")
+    assert code == 0, text
+    assert cv2.imread(str(pair_dirs / "o.jpg")).shape == (64, 96, 3)
+
+
+def test_16bit_ir_still_is_stretched(pair_dirs):
+    scene = SyntheticScene(96, 64, seed=1)
+    cv2.imwrite(str(pair_dirs / "ir16.png"), scene.render_ir16(0))
+    assert cv2.imread(str(pair_dirs / "ir16.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+    code, text = run_cli("fuse", "--vis", pair_dirs / "vis/f0.png", "--ir", pair_dirs / "ir16.png", "-o", pair_dirs / "o.png")
+    assert code == 0, text
+
+
+def test_demo_writes_preview(tmp_path):
+    code, text = run_cli("demo", "--size", "160x120", "--frames", "5", "-o", tmp_path / "demo.png")
+    assert code == 0, text
+    assert cv2.imread(str(tmp_path / "demo.png")).shape == (240, 320, 3)
+    assert "UNTRAINED" in text
+
+
+def test_lut_init_and_info(tmp_path):
+    code, _ = run_cli("lut", "init", "--kind", "4d", "-o", tmp_path / "x.npz")
+    assert code == 0
+    code, text = run_cli("lut", "info", tmp_path / "x.npz")
+    assert code == 0 and "UNTRAINED" in text and "vis_grad" in text
+
+
+def test_help_lists_commands():
+    code, text = run_cli("--help")
+    assert code == 0 and all(c in text for c in ("fuse", "demo", "lut"))
