@@ -58,12 +58,14 @@ def test_context_stats_match_numpy(rng):
     h, w, s = 45, 70, 8
     vis, ir = random_pair(rng, h, w)
     y = np.floor(vis @ np.array([3735, 19235, 9798]) / 32768 + 0.5)
-    got = kernels.context_stats(vis, ir, s)
-    assert got.shape == (4, 6, 9)
+    padded = kernels.context_stats(vis, ir, s)
+    assert padded.shape == (4, 8, 11)
+    np.testing.assert_array_equal(padded, np.pad(padded[:, 1:-1, 1:-1], ((0, 0), (1, 1), (1, 1)), mode="edge"))
+    got = padded[:, 1:-1, 1:-1]
     for by in range(6):
         for bx in range(9):
-            blk_y = y[by * s : (by + 1) * s, bx * s : (bx + 1) * s]
-            blk_i = ir[by * s : (by + 1) * s, bx * s : (bx + 1) * s].astype(np.float64)
+            blk_y = y[by * s : (by + 1) * s : 2, bx * s : (bx + 1) * s : 2]
+            blk_i = ir[by * s : (by + 1) * s : 2, bx * s : (bx + 1) * s : 2].astype(np.float64)
             ref = [blk_y.mean() / 255, blk_i.mean() / 255, blk_y.std() / 127.5, blk_i.std() / 127.5]
             np.testing.assert_allclose(got[:, by, bx], ref, atol=1e-5)
 
@@ -78,9 +80,18 @@ def test_conv_matches_numpy_reference(rng):
         for kx in range(3):
             ref += np.einsum("oc,chw->ohw", w[:, :, ky, kx], xp[:, ky : ky + 11, kx : kx + 13])
     ref += b[:, None, None]
-    np.testing.assert_allclose(kernels.conv2d_replicate(x, w, b, 0), ref, atol=1e-4)
-    np.testing.assert_allclose(kernels.conv2d_replicate(x, w, b, 1), np.where(ref < 0, 0.1 * ref, ref), atol=1e-4)
-    np.testing.assert_allclose(kernels.conv2d_replicate(x, w, b, 2), 1 / (1 + np.exp(-ref)), atol=1e-5)
+
+    def conv(act):
+        out = kernels.conv2d_replicate(xp, w, b, act)
+        np.testing.assert_array_equal(out, np.pad(out[:, 1:-1, 1:-1], ((0, 0), (1, 1), (1, 1)), mode="edge"))
+        return out[:, 1:-1, 1:-1]
+
+    np.testing.assert_allclose(conv(0), ref, atol=1e-4)
+    np.testing.assert_allclose(conv(1), np.where(ref < 0, 0.1 * ref, ref), atol=1e-4)
+    np.testing.assert_allclose(conv(2), 1 / (1 + np.exp(-ref)), atol=1e-5)
+    w1 = rng.standard_normal((4, 3, 1, 1)).astype(np.float32)
+    out1 = kernels.conv2d_replicate(xp, w1, b[:4], 0)[:, 1:-1, 1:-1]
+    np.testing.assert_allclose(out1, np.einsum("oc,chw->ohw", w1[:, :, 0, 0], x) + b[:4, None, None], atol=1e-4)
 
 
 def test_context_is_low_resolution_and_bounded(rng):

@@ -66,6 +66,7 @@ def _write(tmp_path, **changes):
         ({"ranges": np.array([[0, 255], [0, 300], [0, 1]], np.float32)}, "0..255"),
         ({"ranges": np.array([[0, 255], [0, 255], [0, 2]], np.float32)}, "context"),
         ({"ctx_stride": np.array(0)}, "ctx_stride"),
+        ({"ctx_stride": np.array(7)}, "even"),
         ({"ctx_w0": np.zeros((8, 3, 3, 3), np.float32)}, "ctx_w0"),
         ({"ctx_b1": np.zeros(3, np.float32)}, "ctx_b1"),
         ({"ctx_w0": None, "ctx_b0": None, "ctx_w1": None, "ctx_b1": None, "ctx_w2": None, "ctx_b2": None}, "no layers"),

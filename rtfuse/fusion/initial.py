@@ -17,18 +17,21 @@ from rtfuse.fusion.lutfile import AXES_3D, AXES_4D, CONTEXT_INPUTS, LutModel
 GRAD_HI = 64.0  # L1-Sobel/8 units: a 100-level step edge gives 50
 
 
-def analytic_context(stride: int = 8, hidden: int = 8) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Context layers (3x3 4->h, 1x1 h->h, 3x3 h->1) computing sigmoid(8 lrelu(mIR - mY) + 4 sIR - 2)."""
-    w0 = np.zeros((hidden, CONTEXT_INPUTS, 3, 3), np.float32)
+def analytic_context(hidden: tuple[int, int] = (4, 8)) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Context layers (3x3 4->4, 1x1 4->8, 3x3 8->1) computing sigmoid(8 lrelu(mIR - mY) + 4 sIR - 2).
+
+    The shape is the default context net: sized so that the context costs at most about a fifth
+    of a frame's fusion time (see benchmarks/RESULTS.md), with a 5x5-cell receptive field.
+    """
+    h0, h1 = hidden
+    w0 = np.zeros((h0, CONTEXT_INPUTS, 3, 3), np.float32)
     w0[0, 1, 1, 1], w0[0, 0, 1, 1] = 1.0, -1.0  # mIR - mY
     w0[1, 3, 1, 1] = 1.0  # sIR (>= 0, passes LeakyReLU unchanged)
-    w1 = np.zeros((hidden, hidden, 1, 1), np.float32)
+    w1 = np.zeros((h1, h0, 1, 1), np.float32)
     w1[0, 0], w1[1, 1] = 1.0, 1.0
-    w2 = np.zeros((1, hidden, 3, 3), np.float32)
+    w2 = np.zeros((1, h1, 3, 3), np.float32)
     w2[0, 0, 1, 1], w2[0, 1, 1, 1] = 8.0, 4.0
-    b2 = np.array([-2.0], np.float32)
-    zeros = np.zeros(hidden, np.float32)
-    return [(w0, zeros), (w1, zeros.copy()), (w2, b2)]
+    return [(w0, np.zeros(h0, np.float32)), (w1, np.zeros(h1, np.float32)), (w2, np.array([-2.0], np.float32))]
 
 
 def analytic_lut(kind: str = "3d", n_lum: int = 17, n_ctx: int = 8, n_grad: int = 8, stride: int = 8) -> LutModel:
@@ -51,5 +54,4 @@ def analytic_lut(kind: str = "3d", n_lum: int = 17, n_ctx: int = 8, n_grad: int 
         "method": "analytic initial LUT (rtfuse.fusion.initial), not fitted to any data",
         "created": _dt.date.today().isoformat(),
     }
-    return LutModel(table.astype(np.float32), axes, np.array(ranges, np.float32), stride,
-                    analytic_context(stride), meta)
+    return LutModel(table.astype(np.float32), axes, np.array(ranges, np.float32), stride, analytic_context(), meta)

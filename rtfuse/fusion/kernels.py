@@ -57,36 +57,40 @@ def axis_coords(n_out, n_in):
 def context_stats(vis, ir, stride):
     """Block statistics that feed the context net.
 
-    Returns float32 (4, ceil(H/stride), ceil(W/stride)): mean Y / 255, mean IR / 255,
-    std Y / 127.5, std IR / 127.5 over each stride x stride block (partial blocks at the
-    right/bottom edge average over the pixels they have).
+    Returns float32 (4, Hc + 2, Wc + 2), Hc = ceil(H/stride), Wc = ceil(W/stride), holding
+    mean Y / 255, mean IR / 255, std Y / 127.5, std IR / 127.5 of each stride x stride block
+    (``stride`` even) inside a 1-cell replicated border (the padding the context convs need).
+    The statistics use the pixels at even rows and columns: a quarter of the reads for values
+    that only describe the neighbourhood. Partial edge blocks use the samples they have.
     """
     h, w = ir.shape
     hc = (h + stride - 1) // stride
     wc = (w + stride - 1) // stride
+    ws = (w + 1) // 2
     flat = vis.reshape(h, 3 * w)
-    out = np.empty((4, hc, wc), np.float32)
+    out = np.empty((4, hc + 2, wc + 2), np.float32)
     for by in prange(hc):
-        # Column sums over the block's rows first (vectorises), then per-block reductions.
-        sy = np.zeros(w, np.int32)
-        syy = np.zeros(w, np.int32)
-        si = np.zeros(w, np.int32)
-        sii = np.zeros(w, np.int32)
+        # Column sums over the block's sampled rows first (vectorises), then per-block reductions.
+        sy = np.zeros(ws, np.int32)
+        syy = np.zeros(ws, np.int32)
+        si = np.zeros(ws, np.int32)
+        sii = np.zeros(ws, np.int32)
         y1 = min(h, (by + 1) * stride)
-        for y in range(by * stride, y1):
+        for y in range(by * stride, y1, 2):
             row = flat[y]
             irow = ir[y]
-            for x in range(w):
-                lum = _luma(row[3 * x], row[3 * x + 1], row[3 * x + 2])
-                t = np.int32(irow[x])
-                sy[x] += lum
-                syy[x] += lum * lum
-                si[x] += t
-                sii[x] += t * t
-        nrows = y1 - by * stride
+            for xs in range(ws):
+                lum = _luma(row[6 * xs], row[6 * xs + 1], row[6 * xs + 2])
+                t = np.int32(irow[2 * xs])
+                sy[xs] += lum
+                syy[xs] += lum * lum
+                si[xs] += t
+                sii[xs] += t * t
+        nrows = (y1 - by * stride + 1) // 2
+        half = stride // 2
         for bx in range(wc):
-            x0 = bx * stride
-            x1 = min(w, x0 + stride)
+            x0 = bx * half
+            x1 = min(ws, x0 + half)
             a = np.int64(0)
             aa = np.int64(0)
             c = np.int64(0)
@@ -99,53 +103,62 @@ def context_stats(vis, ir, stride):
             n = nrows * (x1 - x0)
             my = a / n
             mi = c / n
-            out[0, by, bx] = my / 255.0
-            out[1, by, bx] = mi / 255.0
-            out[2, by, bx] = np.sqrt(max(aa / n - my * my, 0.0)) / 127.5
-            out[3, by, bx] = np.sqrt(max(cc / n - mi * mi, 0.0)) / 127.5
+            out[0, by + 1, bx + 1] = my / 255.0
+            out[1, by + 1, bx + 1] = mi / 255.0
+            out[2, by + 1, bx + 1] = np.sqrt(max(aa / n - my * my, 0.0)) / 127.5
+            out[3, by + 1, bx + 1] = np.sqrt(max(cc / n - mi * mi, 0.0)) / 127.5
+        for c in range(4):
+            out[c, by + 1, 0] = out[c, by + 1, 1]
+            out[c, by + 1, wc + 1] = out[c, by + 1, wc]
+    _replicate_rows(out)
     return out
 
 
-@njit(parallel=True, cache=True, fastmath=True)
-def conv2d_replicate(x, weight, bias, act):
-    """One context-net layer: 'same' k x k convolution with replicate padding, then ``act``.
+@njit(cache=True)
+def _replicate_rows(xp):
+    """Copy the first and last interior rows of a padded (C, H + 2, W + 2) map into its border."""
+    for c in range(xp.shape[0]):
+        xp[c, 0] = xp[c, 1]
+        xp[c, -1] = xp[c, -2]
 
-    ``x`` float32 (Cin, H, W); ``weight`` float32 (Cout, Cin, k, k), k odd; ``bias`` (Cout,).
-    ``act``: 0 none, 1 LeakyReLU(0.1), 2 sigmoid. Returns float32 (Cout, H, W).
+
+@njit(parallel=True, cache=True, fastmath=True)
+def conv2d_replicate(xp, weight, bias, act):
+    """One context-net layer on padded maps: 'same' k x k convolution (k = 1 or 3), then ``act``.
+
+    ``xp`` float32 (Cin, H + 2, W + 2) with a replicated 1-cell border; ``weight`` float32
+    (Cout, Cin, k, k); ``bias`` (Cout,). ``act``: 0 none, 1 LeakyReLU(0.1), 2 sigmoid.
+    Returns float32 (Cout, H + 2, W + 2), its border replicated in turn, so layers chain
+    without a separate padding pass. One work item per row computes every output channel.
     """
     cout, cin, k, _ = weight.shape
-    _, h, w = x.shape
-    r = k // 2
-    hp = h + 2 * r
-    xp = np.empty((cin, hp, w + 2 * r), np.float32)
-    for item in prange(cin * hp):
-        ci = item // hp
-        yy = item % hp
-        src = x[ci, min(max(yy - r, 0), h - 1)]
-        dst = xp[ci, yy]
-        dst[r : r + w] = src
-        dst[:r] = src[0]
-        dst[r + w :] = src[w - 1]
-    out = np.empty((cout, h, w), np.float32)
-    for item in prange(cout * h):
-        co = item // h
-        y = item % h
-        acc = out[co, y]
-        acc[:] = bias[co]
-        for ci in range(cin):
-            for ky in range(k):
-                row = xp[ci, y + ky]
-                for kx in range(k):
-                    wv = weight[co, ci, ky, kx]
-                    for xx in range(w):
-                        acc[xx] += wv * row[xx + kx]
-        if act == 1:
-            for xx in range(w):
-                if acc[xx] < 0:
-                    acc[xx] *= np.float32(0.1)
-        elif act == 2:
-            for xx in range(w):
-                acc[xx] = np.float32(1.0) / (np.float32(1.0) + np.exp(-acc[xx]))
+    _, hp, wp = xp.shape
+    h, w = hp - 2, wp - 2
+    base = 1 - k // 2  # first input row/column offset of the kernel window in padded coordinates
+    out = np.empty((cout, hp, wp), np.float32)
+    for y in prange(h):
+        for co in range(cout):
+            orow = out[co, y + 1]
+            acc = orow[1 : w + 1]
+            acc[:] = bias[co]
+            for ci in range(cin):
+                for ky in range(k):
+                    row = xp[ci, y + base + ky]
+                    for kx in range(k):
+                        wv = weight[co, ci, ky, kx]
+                        seg = row[base + kx : base + kx + w]
+                        for xx in range(w):
+                            acc[xx] += wv * seg[xx]
+            if act == 1:
+                for xx in range(w):
+                    if acc[xx] < 0:
+                        acc[xx] *= np.float32(0.1)
+            elif act == 2:
+                for xx in range(w):
+                    acc[xx] = np.float32(1.0) / (np.float32(1.0) + np.exp(-acc[xx]))
+            orow[0] = orow[1]
+            orow[w + 1] = orow[w]
+    _replicate_rows(out)
     return out
 
 

@@ -26,7 +26,7 @@ def context_map(vis: np.ndarray, ir: np.ndarray, model: LutModel) -> np.ndarray:
     last = len(model.ctx_layers) - 1
     for i, (w, b) in enumerate(model.ctx_layers):
         x = kernels.conv2d_replicate(x, w, b, 2 if i == last else 1)
-    return x[0]
+    return x[0, 1:-1, 1:-1]
 
 
 class LutFuser:

@@ -10,8 +10,8 @@ Version 1 keys:
 ``ranges``      float32 (ndim, 2), the input value at the first and last node of each axis:
                 ``vis_y``/``ir`` within [0, 255]; ``context`` is [0, 1]; ``vis_grad`` is
                 [0, hi] in units of L1-Sobel / 8 (fixed scale, clipped above ``hi``)
-``ctx_stride``  int, the context net runs on ``stride x stride`` block statistics
-``ctx_w{i}``    float32 (Cout, Cin, k, k), k odd; layer 0 has Cin = 4, the last Cout = 1
+``ctx_stride``  int, even: the context net runs on ``stride x stride`` block statistics
+``ctx_w{i}``    float32 (Cout, Cin, k, k), k = 1 or 3; layer 0 has Cin = 4, the last Cout = 1
 ``ctx_b{i}``    float32 (Cout,)
 ``meta``        str, JSON: ``untrained`` (bool), ``method``, ``created``, free-form notes
 
@@ -100,14 +100,14 @@ def validate(m: LutModel, source: str = "LUT") -> None:
             raise bad(f"axis 'context' must span [0, 1], got [{lo}, {hi}]")
         if name == "vis_grad" and lo != 0.0:
             raise bad(f"axis 'vis_grad' must start at 0, got {lo}")
-    if not 1 <= int(m.ctx_stride) <= 64:
-        raise bad(f"ctx_stride {m.ctx_stride} is outside 1..64")
+    if not (2 <= int(m.ctx_stride) <= 64 and int(m.ctx_stride) % 2 == 0):
+        raise bad(f"ctx_stride {m.ctx_stride} must be even, within 2..64")
     if not m.ctx_layers:
         raise bad("the context net has no layers")
     cin = CONTEXT_INPUTS
     for i, (w, b) in enumerate(m.ctx_layers):
-        if w.ndim != 4 or w.shape[1] != cin or w.shape[2] != w.shape[3] or w.shape[2] % 2 == 0:
-            raise bad(f"ctx_w{i} has shape {w.shape}; expected (Cout, {cin}, k, k) with k odd")
+        if w.ndim != 4 or w.shape[1] != cin or w.shape[2] != w.shape[3] or w.shape[2] not in (1, 3):
+            raise bad(f"ctx_w{i} has shape {w.shape}; expected (Cout, {cin}, k, k) with k = 1 or 3")
         if b.shape != (w.shape[0],):
             raise bad(f"ctx_b{i} has shape {b.shape}; expected ({w.shape[0]},)")
         if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):

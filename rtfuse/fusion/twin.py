@@ -32,13 +32,15 @@ def luma(vis: torch.Tensor) -> torch.Tensor:
 def context_stats(y: torch.Tensor, ir: torch.Tensor, stride: int) -> torch.Tensor:
     """(B, 4, ceil(H/s), ceil(W/s)) float32: mean Y/255, mean IR/255, std Y/127.5, std IR/127.5.
 
-    Partial edge blocks average over the pixels they have. Computed in float64 (no gradient).
+    Estimated from the even rows and columns of each block, as the kernel; partial edge blocks
+    average over the samples they have. Computed in float64 (no gradient).
     """
-    h, w = y.shape[-2:]
-    pad = (0, (-w) % stride, 0, (-h) % stride)
-    x = torch.cat([y, ir], 1).to(torch.float64)
-    sums = F.avg_pool2d(F.pad(torch.cat([x, x * x], 1), pad), stride, divisor_override=1)
-    count = F.avg_pool2d(F.pad(torch.ones_like(x[:1, :1]), pad), stride, divisor_override=1)
+    x = torch.cat([y, ir], 1)[..., ::2, ::2].to(torch.float64)
+    s = stride // 2
+    h, w = x.shape[-2:]
+    pad = (0, (-w) % s, 0, (-h) % s)
+    sums = F.avg_pool2d(F.pad(torch.cat([x, x * x], 1), pad), s, divisor_override=1)
+    count = F.avg_pool2d(F.pad(torch.ones_like(x[:1, :1]), pad), s, divisor_override=1)
     mean = sums[:, :2] / count
     std = torch.sqrt(torch.clamp(sums[:, 2:] / count - mean * mean, min=0.0))
     return torch.cat([mean / 255.0, std / 127.5], 1).to(torch.float32)
