@@ -12,8 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from rtfuse.errors import RtfuseError
+from rtfuse.runner import add_output_args, add_source_args
 
-console = Console(stderr=True, highlight=False, soft_wrap=True)
+# Wide enough for the statistics tables when the output goes to a file or a pipe.
+console = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
 
 def _add_backend_args(p: argparse.ArgumentParser) -> None:
@@ -30,6 +32,7 @@ def _fuser(args: argparse.Namespace):
 
 
 def cmd_fuse(args: argparse.Namespace) -> int:
+    from rtfuse.images import IMAGE_EXTS
     from rtfuse.stills import fuse_folder, fuse_pair
 
     vis, ir = Path(args.vis), Path(args.ir)
@@ -37,49 +40,138 @@ def cmd_fuse(args: argparse.Namespace) -> int:
         if not p.exists():
             raise RtfuseError(f"{p}: no such file or directory")
     if vis.is_dir() != ir.is_dir():
-        raise RtfuseError("--vis and --ir must both be image files or both be folders")
+        raise RtfuseError("--vis and --ir must both be files or both be folders")
     fuser = _fuser(args)
     if vis.is_dir():
         report = fuse_folder(vis, ir, Path(args.output), fuser, ext=args.ext, resize_ir=args.resize_ir, console=console)
         return 1 if report.failed else 0
-    fuse_pair(vis, ir, Path(args.output), fuser, resize_ir=args.resize_ir)
-    console.print(f"wrote {args.output}")
-    return 0
+    if vis.suffix.lower() in IMAGE_EXTS and ir.suffix.lower() in IMAGE_EXTS:
+        fuse_pair(vis, ir, Path(args.output), fuser, resize_ir=args.resize_ir)
+        console.print(f"wrote {args.output}")
+        return 0
+    return _fuse_videos(args, fuser)
+
+
+def _fuse_videos(args: argparse.Namespace, fuser) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from rtfuse.runner import build, run_and_report, video_sink
+
+    sink = video_sink(Path(args.output), args)
+    pipe = build(args, args.vis, args.ir, [sink], fuser)
+    pipe.vis.open()  # fail early, before the progress bar, and learn the frame count
+    pipe.ir.open()
+    columns = (TextColumn("fusing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]}"),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("fuse", total=pipe.vis.frame_count, fps="")
+        t0 = time.perf_counter()
+
+        def on_frame(n: int) -> None:
+            if n % 10 == 0:
+                progress.update(task, completed=n, fps=f"{n / (time.perf_counter() - t0):.0f} fps")
+
+        pipe.on_frame = on_frame
+        report = run_and_report(pipe, console, "rtfuse fuse", quiet=True)
+        progress.update(task, completed=report.stats.frames_out)
+    console.print(report.stats.table("rtfuse fuse"))
+    from rtfuse.runner import _notes
+
+    _notes(pipe, console)
+    return 130 if report.interrupted else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rtfuse.runner import build, run_and_report, video_sink
+    from rtfuse.sinks.window import WindowSink, has_display
+
+    sinks = []
+    if args.out:
+        sinks.append(video_sink(Path(args.out), args))
+    if args.images_out:
+        from rtfuse.sinks.folder import ImageFolderSink
+
+        sinks.append(ImageFolderSink(args.images_out))
+    if not args.no_display:
+        ok, why = has_display()
+        if ok:
+            sinks.append(WindowSink())
+        else:
+            console.print(f"[yellow]note:[/] window skipped: {why}")
+    if not sinks:
+        from rtfuse.sinks.base import NullSink
+
+        console.print("[yellow]note:[/] no output: pass --out FILE.mp4 or --images-out DIR to keep the result")
+        sinks.append(NullSink())
+    pipe = build(args, args.vis, args.ir, sinks, _fuser(args), count=args.synthetic_frames, size=args.size,
+                 realtime=args.realtime)
+    report = run_and_report(pipe, console, "rtfuse run")
+    return 130 if report.interrupted else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from rtfuse.runner import build, run_and_report, video_sink
+    from rtfuse.sinks.window import WindowSink, has_display
+
+    ok, why = has_display()
+    if ok and not args.no_display:
+        sinks = [WindowSink("rtfuse demo")]
+        console.print("rtfuse demo: synthetic scene in a window (keys: f v i s h, q quits)")
+    else:
+        sinks = [video_sink(Path(args.output), args)]
+        console.print(f"rtfuse demo: {why or 'display disabled'}; writing {args.output}")
+    fuser = _fuser(args)
+    model = getattr(fuser, "model", None)
+    if model is not None and model.untrained:
+        console.print(f"[yellow]note:[/] backend {args.backend} uses the UNTRAINED initial LUT")
+    spec = f"synthetic:{args.size[0]}x{args.size[1]}@{args.fps:g}"
+    pipe = build(args, spec, spec, sinks, fuser, count=args.frames, realtime=ok and not args.no_display)
+    report = run_and_report(pipe, console, "rtfuse demo")
+    return 130 if report.interrupted else 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
     from rtfuse.fusion.registry import load_fuser
-    from rtfuse.images import write_image
-    from rtfuse.synthetic import SyntheticScene
+    from rtfuse.runner import build
+    from rtfuse.sinks.base import NullSink
 
-    w, h = args.size
-    scene = SyntheticScene(w, h, seed=args.seed)
-    frames = [scene.render(i) for i in range(args.frames)]
-    table = Table(title=f"rtfuse demo: synthetic scene {w}x{h}, {args.frames} frames")
-    for col in ("backend", "state", "median ms/frame", "fps"):
-        table.add_column(col, justify="right" if col in ("median ms/frame", "fps") else "left")
-    strip = []
-    for name in ("lut", "lut4d", "blend"):
-        fuser = load_fuser(name)
-        fuser(*frames[0])  # compile / warm up
-        times = []
-        for vis, ir in frames:
-            t0 = time.perf_counter()
-            out = fuser(vis, ir)
-            times.append(time.perf_counter() - t0)
-        ms = 1e3 * float(np.median(times))
-        model = getattr(fuser, "model", None)
-        state = "-" if model is None else ("UNTRAINED initial LUT" if model.untrained else "trained")
-        table.add_row(name, state, f"{ms:.2f}", f"{1e3 / ms:.0f}")
-        strip.append(out)
-    vis, ir = frames[-1]
-    import cv2
-
-    top = np.hstack([vis, cv2.cvtColor(ir, cv2.COLOR_GRAY2BGR)])
-    bottom = np.hstack(strip[:2])
-    write_image(args.output, np.vstack([top, bottom]))
+    given = args.vis is not None or args.ir is not None
+    if given and (args.vis is None or args.ir is None):
+        raise RtfuseError("bench takes both --vis and --ir, or neither (synthetic scenes)")
+    sizes = [None] if given else args.sizes
+    results = []
+    table = Table(title="rtfuse bench: pipeline with the null sink")
+    for col in ("input", "backend", "frames", "fps", "read vis", "read ir", "align", "fuse", "overhead"):
+        table.add_column(col, justify="left" if col in ("input", "backend") else "right")
+    for size in sizes:
+        for backend in args.backends:
+            fuser = load_fuser(backend, path=args.lut if backend.startswith("lut") else None)
+            if given:
+                vis_spec, ir_spec, label = args.vis, args.ir, f"{Path(args.vis).name} + {Path(args.ir).name}"
+            else:
+                vis_spec = ir_spec = f"synthetic:{size[0]}x{size[1]}@30"
+                label = f"synthetic {size[0]}x{size[1]}"
+            # Warm-up pass: JIT caches, first-touch allocations, decoder start-up.
+            warm = build(args, vis_spec, ir_spec, [NullSink()], fuser, count=5)
+            warm.max_frames = 5
+            warm.run()
+            pipe = build(args, vis_spec, ir_spec, [NullSink()], fuser, count=args.frames)
+            pipe.max_frames = args.frames
+            stats = pipe.run().stats
+            d = stats.to_dict()
+            ms = {k: v["median_ms"] for k, v in d["stages"].items()}
+            table.add_row(label, backend, str(stats.frames_out), f"{stats.fps:.0f}",
+                          *(f"{ms.get(k, float('nan')):.2f} ms" for k in ("read vis", "read ir", "align", "fuse")),
+                          f"{100 * stats.overhead_fraction():.1f} %")
+            results.append({"input": label, "backend": backend, **d})
     console.print(table)
-    console.print(f"wrote {args.output}  (top: visible | IR, bottom: lut | lut4d, last frame)")
+    console.print("overhead: time the pipeline threads spend outside stages and blocked waits "
+                  "(queue hand-offs, copies, bookkeeping), as a share of the sum of stage times")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+        console.print(f"wrote {args.json}")
     return 0
 
 
@@ -130,24 +222,70 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "fuse",
-        help="fuse an image pair, or two folders of images paired by file stem",
-        description="Fuse --vis and --ir into -o. Files: one pair. Folders: every pair sharing a "
-        "file stem; unpaired or unreadable files are reported.",
+        help="fuse two videos, an image pair, or two folders of images paired by file stem",
+        description="Fuse --vis and --ir into -o. Video files: every visible frame in the overlap is fused, "
+        "with the IR frame nearest in time, into a video (H.264 or FFV1), keeping the visible frame rate "
+        "and timestamps. Image files: one pair. Folders: every pair sharing a file stem; unpaired or "
+        "unreadable files are reported.",
     )
-    p.add_argument("--vis", required=True, help="visible image file or folder")
-    p.add_argument("--ir", required=True, help="infrared image file or folder (gray; colour is converted)")
-    p.add_argument("-o", "--output", required=True, help="output image file, or folder for folder input")
+    p.add_argument("--vis", required=True, help="visible video, image file or folder")
+    p.add_argument("--ir", required=True, help="infrared video, image file or folder (colour IR is converted to gray)")
+    p.add_argument("-o", "--output", required=True, help="output video (.mp4/.mkv/...), image file, or folder")
     p.add_argument("--ext", default=".png", help="output extension in folder mode (default .png)")
-    p.add_argument("--resize-ir", action="store_true", help="resize IR to the visible size when they differ")
+    p.add_argument("--resize-ir", action="store_true", help="stills: resize IR to the visible size when they differ")
     _add_backend_args(p)
+    add_source_args(p)
+    add_output_args(p)
     p.set_defaults(func=cmd_fuse)
 
-    p = sub.add_parser("demo", help="fuse a synthetic scene (no camera or data needed) and time the backends")
+    p = sub.add_parser(
+        "run",
+        help="live or file fusion: capture, pair, align, fuse, show and/or record",
+        description="SRC is a camera (/dev/video1, an index, or an rtsp:// URL), a video file, an image folder "
+        "or glob, or synthetic[16][:WxH][@FPS]. The window (when a display exists) keys: "
+        "f fused, v visible, i IR, s side by side, h HUD, q/Esc quit.",
+    )
+    p.add_argument("--vis", required=True, metavar="SRC", help="visible source")
+    p.add_argument("--ir", required=True, metavar="SRC", help="infrared source")
+    p.add_argument("--out", type=Path, help="record the fused stream to this video file")
+    p.add_argument("--images-out", type=Path, help="write every fused frame as an image into this folder")
+    p.add_argument("--no-display", action="store_true", help="no window")
+    p.add_argument("--max-frames", type=int, help="stop after this many fused frames")
+    p.add_argument("--size", type=_size, default=(640, 480), help="synthetic sources: frame size (default 640x480)")
+    p.add_argument("--synthetic-frames", type=int, help="synthetic sources: number of frames (default endless)")
+    p.add_argument("--realtime", action="store_true", help="synthetic sources: pace frames at their fps")
+    _add_backend_args(p)
+    add_source_args(p)
+    add_output_args(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="fuse a synthetic scene through the full pipeline (no camera or data needed)",
+                       description="Synthetic visible + IR through the whole pipeline. Opens a window when a "
+                       "display exists, otherwise writes demo_fused.mp4; prints the statistics.")
     p.add_argument("--size", type=_size, default=(640, 480), help="frame size WxH (default 640x480)")
-    p.add_argument("--frames", type=int, default=60, help="frames to fuse (default 60)")
-    p.add_argument("--seed", type=int, default=0, help="scene seed")
-    p.add_argument("-o", "--output", default="demo_fused.png", help="preview image (default demo_fused.png)")
+    p.add_argument("--frames", type=int, default=300, help="frames to fuse (default 300)")
+    p.add_argument("--fps", type=float, default=30.0, help="scene frame rate (default 30)")
+    p.add_argument("--no-display", action="store_true", help="write the video even when a display exists")
+    p.add_argument("-o", "--output", default="demo_fused.mp4", help="video written without a display")
+    _add_backend_args(p)
+    add_source_args(p)
+    add_output_args(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench", help="FPS harness: the pipeline with the null sink over sizes and backends",
+                       description="Runs capture -> pair -> align -> fuse with the null sink on synthetic scenes "
+                       "(or on --vis/--ir) and reports per-stage median ms, end-to-end fps and pipeline overhead.")
+    p.add_argument("--vis", metavar="SRC", help="visible source instead of synthetic scenes")
+    p.add_argument("--ir", metavar="SRC", help="infrared source instead of synthetic scenes")
+    p.add_argument("--sizes", type=lambda s: [_size(v) for v in s.split(",")],
+                   default=[(640, 480), (1280, 720), (1920, 1080)], help="comma-separated WxH list")
+    p.add_argument("--backends", type=lambda s: s.split(","), default=["lut", "lut4d", "blend"],
+                   help="comma-separated backends (default lut,lut4d,blend)")
+    p.add_argument("--frames", type=int, default=300, help="frames per configuration (default 300)")
+    p.add_argument("--lut", type=Path, help="LUT .npz for the lut backends")
+    p.add_argument("--json", type=Path, help="also write machine-readable results here")
+    add_source_args(p)
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("lut", help="inspect or create LUT files")
     lsub = p.add_subparsers(dest="lut_command", required=True, metavar="ACTION")
@@ -158,12 +296,82 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--kind", choices=("3d", "4d"), default="3d")
     q.add_argument("-o", "--output", type=Path, required=True)
     q.set_defaults(func=cmd_lut_init)
+    parser.subcommands = sub.choices
+    for name in ("fuse", "run", "demo", "bench"):
+        sp = sub.choices[name]
+        sp.add_argument("--config", type=Path, metavar="FILE.yaml",
+                        help="read options from YAML (keys are option names); CLI flags override")
+        for action in sp._actions:
+            if action.required:  # may come from the config file: checked after it is read
+                action.required, action.needed = False, True
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _explicit_dests(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """Options the user typed on the command line (these override the config file)."""
+    given = set()
+    for action in parser._actions:
+        for opt in action.option_strings:
+            if any(a == opt or a.startswith(opt + "=") for a in argv):
+                given.add(action.dest)
+    return given
+
+
+def apply_config(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> None:
+    """Set options from ``args.config`` (YAML mapping of option names) unless given on the CLI."""
+    import yaml
+
+    path = Path(args.config)
     try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise RtfuseError(f"config {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise RtfuseError(f"config {path} is not readable YAML ({e})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RtfuseError(f"config {path} must be a mapping of option: value")
+    actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest not in ("help", "config")}
+    explicit = _explicit_dests(parser, argv)
+    for key, value in data.items():
+        dest = str(key).lstrip("-").replace("-", "_")
+        action = actions.get(dest)
+        if action is None:
+            valid = ", ".join(sorted(a.option_strings[-1].lstrip("-") for a in actions.values()))
+            raise RtfuseError(f"config {path}: unknown option {key!r} for `rtfuse {args.command}` (valid: {valid})")
+        if dest in explicit:
+            continue
+        try:
+            if isinstance(action, argparse._StoreTrueAction):
+                if not isinstance(value, bool):
+                    raise ValueError("must be true or false")
+            elif value is not None and action.type is not None:
+                text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+                value = action.type(text)
+            if action.choices is not None and value not in action.choices:
+                raise ValueError(f"must be one of {', '.join(map(str, action.choices))}")
+        except (ValueError, TypeError, argparse.ArgumentTypeError) as e:
+            raise RtfuseError(f"config {path}: option {key!r}: {e}") from None
+        setattr(args, dest, value)
+
+
+def check_needed(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    missing = [a.option_strings[-1] for a in parser._actions if getattr(a, "needed", False) and getattr(args, a.dest) is None]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)} (on the command line or in --config)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    sp = parser.subcommands.get(args.command)
+    try:
+        if getattr(args, "config", None):
+            apply_config(sp, args, argv)
+        if sp is not None:
+            check_needed(sp, args)
         return int(args.func(args) or 0)
     except RtfuseError as e:
         console.print(f"[bold red]rtfuse: error:[/] {e}")

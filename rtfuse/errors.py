@@ -13,3 +13,15 @@ class InputError(RtfuseError, ValueError):
 
 class LutFormatError(RtfuseError, ValueError):
     """A LUT file is missing, corrupt, truncated, of another version or inconsistent."""
+
+
+class SourceError(RtfuseError):
+    """A source cannot be opened or stops delivering (missing device, unreadable file...)."""
+
+
+class CalibrationError(RtfuseError, ValueError):
+    """A calibration file is unreadable or does not fit the streams' sizes."""
+
+
+class PipelineError(RtfuseError):
+    """A pipeline stage failed; the message names the stage and the cause."""

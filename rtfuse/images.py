@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from rtfuse.errors import InputError
+from rtfuse.prepare import to_ir_gray, to_vis_bgr
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 
@@ -24,35 +25,12 @@ def _read(path: Path) -> np.ndarray:
 
 def read_vis(path: str | os.PathLike) -> np.ndarray:
     """Visible image as uint8 (H, W, 3) BGR; gray files are expanded, alpha dropped, 16-bit scaled."""
-    img = _read(Path(path))
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        raise InputError(f"{path}: visible image has unsupported dtype {img.dtype}")
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    return img
-
-
-def stretch_u16(ir: np.ndarray, lo_pct: float = 1.0, hi_pct: float = 99.0) -> np.ndarray:
-    """Percentile stretch of a 16-bit thermal frame to uint8 (a single still: no temporal smoothing)."""
-    lo, hi = np.percentile(ir, (lo_pct, hi_pct))
-    scale = 255.0 / max(hi - lo, 1.0)
-    return np.clip((ir.astype(np.float32) - lo) * scale, 0, 255).astype(np.uint8)
+    return to_vis_bgr(_read(Path(path)))
 
 
 def read_ir(path: str | os.PathLike) -> np.ndarray:
     """IR image as uint8 (H, W): colour files are converted to gray, 16-bit is percentile-stretched."""
-    img = _read(Path(path))
-    if img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
-    if img.dtype == np.uint16:
-        return stretch_u16(img)
-    if img.dtype != np.uint8:
-        raise InputError(f"{path}: IR image has unsupported dtype {img.dtype}")
-    return img
+    return to_ir_gray(_read(Path(path)))
 
 
 def write_image(path: str | os.PathLike, img: np.ndarray) -> None:

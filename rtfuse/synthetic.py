@@ -113,11 +113,18 @@ class SyntheticScene:
 
     def render(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Frame ``index``: (vis uint8 (H, W, 3) BGR, ir uint8 (H, W))."""
+        return self.render_vis(index), self.render_ir(index)
+
+    def render_vis(self, index: int) -> np.ndarray:
+        """Visible frame ``index``, uint8 (H, W, 3) BGR."""
         vis = self._vis_bg.copy()
         for tg, (x, y) in zip(self._targets, self._positions(index)):
             cv2.ellipse(vis, (x, y), (tg.rx, tg.ry), 0, 0, 360, tg.colour, -1, cv2.LINE_AA)
-        ir = np.clip(self._ir_field(index), 0, 255)
-        return vis.astype(np.uint8), ir.astype(np.uint8)
+        return vis.astype(np.uint8)
+
+    def render_ir(self, index: int) -> np.ndarray:
+        """IR frame ``index``, uint8 (H, W)."""
+        return np.clip(self._ir_field(index), 0, 255).astype(np.uint8)
 
     def render_ir16(self, index: int) -> np.ndarray:
         """IR of frame ``index`` as uint16 counts (``IR16_OFFSET + IR16_GAIN * level``)."""

@@ -37,3 +37,37 @@ def rng():
 
 def random_pair(rng, h, w):
     return rng.integers(0, 256, (h, w, 3), dtype=np.uint8), rng.integers(0, 256, (h, w), dtype=np.uint8)
+
+
+def write_video(path, frames, fps, codec="ffv1", pix_fmt=None):
+    """Encode a list of uint8 BGR (H, W, 3) or gray (H, W) frames with PyAV; returns path."""
+    from fractions import Fraction
+
+    import av
+    import cv2
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
+        s.height, s.width = frames[0].shape[:2]
+        s.pix_fmt = pix_fmt or ("bgr0" if codec == "ffv1" else "yuv420p")
+        for img in frames:
+            if img.ndim == 2:
+                img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def read_video(path):
+    """(frames as BGR uint8 list, average fps, pts seconds list) of a video file."""
+    import av
+
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        frames, ts = [], []
+        for f in c.decode(s):
+            frames.append(f.to_ndarray(format="bgr24"))
+            ts.append(float(f.pts * f.time_base))
+        return frames, float(s.average_rate), ts

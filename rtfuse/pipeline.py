@@ -1,0 +1,306 @@
+"""The threaded runtime: capture -> pair -> align -> fuse -> sinks.
+
+Threads: one capture thread per source, one worker (pair, prepare/align, fuse), and the
+caller's thread for the sinks (OpenCV windows must live on the main thread). They are joined by
+bounded queues. File sources block when their queue is full (lossless back-pressure); live
+sources drop their oldest queued frame instead, so a camera is never blocked.
+
+Every blocking call wakes up regularly to check a shared stop event, so a failure anywhere, the
+end of input, a window's q or Ctrl-C stops every thread promptly, and the sinks are always
+closed (finalised) on the way out.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterator
+
+import numpy as np
+
+from rtfuse.agc import Agc
+from rtfuse.align import Aligner, Calibration
+from rtfuse.errors import PipelineError, RtfuseError
+from rtfuse.prepare import to_ir_gray, to_vis_bgr
+from rtfuse.sinks.base import Fused, Sink
+from rtfuse.sources.base import Frame, Source
+from rtfuse.stats import RunStats
+from rtfuse.sync import PairReport, pair_nearest
+
+_END = object()
+_POLL = 0.05  # seconds between stop-event checks while blocked
+
+
+@dataclass
+class RunReport:
+    stats: RunStats
+    pairing: PairReport
+    sink_notes: list[str] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C
+    quit_by_user: bool = False  # a sink (window) asked to stop
+
+
+class _ThreadClock:
+    """Splits one thread's wall time into stage work, blocked waiting and the rest (overhead)."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.work = 0.0
+        self.wait = 0.0
+
+    def overhead(self) -> float:
+        return max(time.perf_counter() - self.start - self.work - self.wait, 0.0)
+
+
+class Pipeline:
+    """Fuse two sources into sinks. Build it, then call :meth:`run` once.
+
+    ``tolerance``: max |t_vis - t_ir| in seconds for a pair (default: about half the slower
+    stream's frame period). ``ir_offset``: seconds added to IR timestamps. ``agc``: for 16-bit IR.
+    ``on_frame(n)``: called after each output frame (progress bars).
+    """
+
+    def __init__(
+        self,
+        vis: Source,
+        ir: Source,
+        fuser: Callable[[np.ndarray, np.ndarray], np.ndarray],
+        sinks: list[Sink],
+        calib: Calibration | None = None,
+        calib_name: str = "calibration",
+        agc: Agc | None = None,
+        tolerance: float | None = None,
+        ir_offset: float = 0.0,
+        max_frames: int | None = None,
+        queue_size: int = 4,
+        on_frame: Callable[[int], None] | None = None,
+    ) -> None:
+        if max_frames is not None and max_frames < 1:
+            raise RtfuseError(f"--max-frames must be at least 1, got {max_frames}")
+        self.vis, self.ir, self.fuser, self.sinks = vis, ir, fuser, sinks
+        self.calib, self.calib_name = calib, calib_name
+        self.agc = agc or Agc()
+        self.tolerance, self.ir_offset, self.max_frames = tolerance, ir_offset, max_frames
+        self.on_frame = on_frame
+        self.stats = RunStats()
+        for name in ("read vis", "read ir", "pair", "align", "fuse", "sinks"):
+            self.stats.stage(name)  # fixes the table's order
+        self.pairing = PairReport()
+        self._q_vis: queue.Queue = queue.Queue(queue_size)
+        self._q_ir: queue.Queue = queue.Queue(queue_size)
+        self._q_out: queue.Queue = queue.Queue(queue_size)
+        self._stop = threading.Event()
+        self._errors: list[tuple[str, BaseException]] = []
+        self._err_lock = threading.Lock()
+
+    # -- queue helpers ---------------------------------------------------------------------
+    def _put(self, q: queue.Queue, item, clock: _ThreadClock) -> bool:
+        try:
+            q.put_nowait(item)
+            return True
+        except queue.Full:
+            pass
+        t0 = time.perf_counter()
+        try:
+            while not self._stop.is_set():
+                try:
+                    q.put(item, timeout=_POLL)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+        finally:
+            clock.wait += time.perf_counter() - t0
+
+    def _put_latest(self, q: queue.Queue, item, role: str) -> None:
+        """Live sources: never block; replace the oldest queued frame and count the drop."""
+        while True:
+            try:
+                q.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    q.get_nowait()
+                    self.stats.count(f"dropped {role}")
+                except queue.Empty:
+                    pass
+
+    def _get(self, q: queue.Queue, clock: _ThreadClock):
+        try:
+            return q.get_nowait()
+        except queue.Empty:
+            pass
+        t0 = time.perf_counter()
+        try:
+            while not self._stop.is_set():
+                try:
+                    return q.get(timeout=_POLL)
+                except queue.Empty:
+                    continue
+            return _END
+        finally:
+            clock.wait += time.perf_counter() - t0
+
+    def _drain(self, q: queue.Queue, clock: _ThreadClock) -> Iterator[Frame]:
+        while True:
+            item = self._get(q, clock)
+            if item is _END:
+                return
+            yield item
+
+    def _fail(self, stage: str, exc: BaseException) -> None:
+        with self._err_lock:
+            self._errors.append((stage, exc))
+        self._stop.set()
+
+    # -- threads ---------------------------------------------------------------------------
+    def _capture(self, src: Source, q: queue.Queue, role: str) -> None:
+        clock = _ThreadClock()
+        stage = self.stats.stage(f"read {role}")
+        try:
+            frames = src.frames()
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                f = next(frames, None)
+                dt = time.perf_counter() - t0
+                clock.work += dt
+                if f is None:
+                    break
+                stage.add(dt)
+                self.stats.count(f"frames in {role}")
+                item = replace(f, received=time.monotonic())
+                if src.live:
+                    self._put_latest(q, item, role)
+                elif not self._put(q, item, clock):
+                    break
+        except BaseException as e:  # noqa: BLE001 - reported to the main thread
+            self._fail(f"reading {role} ({src.name})", e)
+        finally:
+            self._put(q, _END, clock)
+            self.stats.overhead[f"read {role}"] = clock.overhead()
+
+    def _work(self, aligner: Aligner, tolerance: float) -> None:
+        clock = _ThreadClock()
+        st_pair, st_align, st_fuse = (self.stats.stage(n) for n in ("pair", "align", "fuse"))
+        ir_cache: tuple[int, np.ndarray] | None = None
+        pairs = pair_nearest(self._drain(self._q_vis, clock), self._drain(self._q_ir, clock), tolerance,
+                             self.pairing, self.ir_offset)
+        n = 0
+        stage = "pairing"
+        try:
+            while not self._stop.is_set():
+                if self.max_frames is not None and n >= self.max_frames:
+                    break
+                stage = "pairing"
+                t0, w0 = time.perf_counter(), clock.wait
+                pair = next(pairs, None)
+                t1 = time.perf_counter()
+                dt = (t1 - t0) - (clock.wait - w0)  # the pairer's own time, not its waits on queues
+                clock.work += dt
+                if pair is None:
+                    break
+                st_pair.add(dt)
+                v, i = pair
+                stage = "aligning"
+                vis = to_vis_bgr(v.image)
+                if ir_cache is None or ir_cache[0] != i.index:  # slower IR: reuse the prepared frame
+                    ir_cache = (i.index, aligner(to_ir_gray(i.image, self.agc)))
+                ir = ir_cache[1]
+                t2 = time.perf_counter()
+                st_align.add(t2 - t1)
+                stage = "fusing"
+                fused = self.fuser(vis, ir)
+                t3 = time.perf_counter()
+                st_fuse.add(t3 - t2)
+                clock.work += t3 - t1
+                if not self._put(self._q_out, Fused(v.t, n, fused, vis, ir, v.received), clock):
+                    break
+                n += 1
+        except BaseException as e:  # noqa: BLE001
+            self._fail(stage, e)
+        finally:
+            # The capture threads may still be blocked on full queues; the main thread sets the
+            # stop event once it has drained q_out, which releases them.
+            self._put(self._q_out, _END, clock)
+            self.stats.overhead["pair+align+fuse"] = clock.overhead()
+
+    # -- main ------------------------------------------------------------------------------
+    def run(self) -> RunReport:
+        report = self.report = RunReport(self.stats, self.pairing)
+        opened: list[Source] = []
+        threads: list[threading.Thread] = []
+        start = time.perf_counter()
+        try:
+            for src in (self.vis, self.ir):
+                src.open()
+                opened.append(src)
+            aligner = Aligner(self.calib, self.ir.size, self.vis.size, self.calib_name)
+            tolerance = self.tolerance
+            if tolerance is None:
+                # Half the slower stream's period, plus 2 % so that timestamps rounded by the
+                # container (e.g. to milliseconds) still find a neighbour exactly half a period away.
+                periods = [1.0 / s.fps for s in (self.vis, self.ir) if s.fps]
+                tolerance = 0.52 * max(periods) if periods else 0.02
+            for sink in self.sinks:
+                sink.open(self.vis.size, self.vis.fps or 30.0)
+            threads = [
+                threading.Thread(target=self._capture, args=(self.vis, self._q_vis, "vis"), name="read-vis", daemon=True),
+                threading.Thread(target=self._capture, args=(self.ir, self._q_ir, "ir"), name="read-ir", daemon=True),
+                threading.Thread(target=self._work, args=(aligner, tolerance), name="fuse", daemon=True),
+            ]
+            for t in threads:
+                t.start()
+            report.quit_by_user = not self._consume()
+        except KeyboardInterrupt:
+            report.interrupted = True
+        finally:
+            self._stop.set()
+            for t in threads:
+                t.join(timeout=5.0)
+            for src in opened:
+                src.close()
+            for sink in self.sinks:
+                try:
+                    note = sink.close()
+                except Exception as e:  # noqa: BLE001 - a failing close must not hide the others
+                    note = f"{sink.name}: could not finalise ({e})"
+                    self._fail(f"closing {sink.name}", e)
+                if note:
+                    report.sink_notes.append(note)
+            self.stats.wall = time.perf_counter() - start
+        if self._errors:
+            stage, exc = self._errors[0]
+            msg = str(exc) if isinstance(exc, RtfuseError) else f"{type(exc).__name__}: {exc}"
+            raise PipelineError(f"{stage} failed: {msg}") from exc
+        return report
+
+    def _consume(self) -> bool:
+        """Main-thread loop: hand fused frames to the sinks. False if a sink asked to stop."""
+        clock = _ThreadClock()
+        st_sink = self.stats.stage("sinks")
+        try:
+            while True:
+                item = self._get(self._q_out, clock)
+                if item is _END:
+                    return True
+                t0 = time.perf_counter()
+                keep_going = True
+                for sink in self.sinks:
+                    try:
+                        keep_going = sink.write(item) and keep_going
+                    except Exception as e:  # noqa: BLE001
+                        self._fail(f"writing to {sink.name}", e)
+                        return True
+                now = time.perf_counter()
+                st_sink.add(now - t0)
+                clock.work += now - t0
+                self.stats.latency.add(time.monotonic() - item.received)
+                self.stats.count("frames out")
+                if self.on_frame:
+                    self.on_frame(self.stats.frames_out)
+                if not keep_going:
+                    return False
+        finally:
+            self.stats.overhead["sinks"] = clock.overhead()

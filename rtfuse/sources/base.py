@@ -1,0 +1,66 @@
+"""The Source interface: an iterator of timestamped frames, opened before the pipeline starts."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame of a stream.
+
+    ``t``: seconds on the stream's clock (presentation time for files, capture time for live
+    sources); ``image``: uint8 (H, W, 3) BGR, uint8 (H, W) or uint16 (H, W); ``index``: ordinal;
+    ``received``: ``time.monotonic()`` when the pipeline got it (for latency statistics).
+    """
+
+    t: float
+    image: np.ndarray
+    index: int
+    received: float = 0.0
+
+
+class Source(ABC):
+    """A stream of frames.
+
+    ``live`` sources (cameras) keep only the newest frames and never block the device; file and
+    synthetic sources are lossless: the pipeline blocks on them (back-pressure) and every frame
+    is delivered. ``open()`` validates the source and raises :class:`rtfuse.errors.SourceError`
+    with a clear message (opening twice is a no-op); ``frames()`` may then be iterated once.
+    """
+
+    live: bool = False
+    name: str = "source"
+    fps: float | None = None  # nominal frame rate, if known
+    frame_count: int | None = None  # number of frames, if known
+    size: tuple[int, int] | None = None  # (width, height), known after open()
+
+    def open(self) -> "Source":
+        return self
+
+    @abstractmethod
+    def frames(self) -> Iterator[Frame]:
+        """Yield frames in time order until the stream ends."""
+
+    def close(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        parts = [self.name]
+        if self.size:
+            parts.append(f"{self.size[0]}x{self.size[1]}")
+        if self.fps:
+            parts.append(f"{self.fps:.3g} fps")
+        if self.frame_count is not None:
+            parts.append(f"{self.frame_count} frames")
+        return ", ".join(parts)
+
+    def __enter__(self) -> "Source":
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,122 @@
+"""Pairing visible and IR frames by timestamp."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Iterator
+
+from rtfuse.errors import PipelineError
+from rtfuse.sources.base import Frame
+
+
+@dataclass
+class PairReport:
+    """What the pairer did: pairs made, frames left unused and why, the time spans seen."""
+
+    pairs: int = 0
+    vis_seen: int = 0
+    ir_seen: int = 0
+    vis_before_ir: int = 0  # visible frames earlier than the first IR frame (outside the overlap)
+    vis_after_ir: int = 0  # visible frames after the IR stream ended
+    vis_in_gap: int = 0  # visible frames with no IR frame within the tolerance (a hole in the IR)
+    ir_unused: int = 0  # IR frames no visible frame chose (normal when IR runs faster)
+    vis_span: list[float] = field(default_factory=lambda: [float("inf"), float("-inf")])
+    ir_span: list[float] = field(default_factory=lambda: [float("inf"), float("-inf")])
+    vis_rest_unread: bool = False  # stopped reading the visible stream once IR had ended
+
+    @property
+    def vis_unused(self) -> int:
+        return self.vis_before_ir + self.vis_after_ir + self.vis_in_gap
+
+    def lines(self) -> list[str]:
+        """Human-readable notes on frames that were not fused."""
+        out = []
+        if self.vis_before_ir:
+            out.append(f"{self.vis_before_ir} visible frame(s) before the IR stream starts were not fused")
+        if self.vis_after_ir or self.vis_rest_unread:
+            more = " (and the rest of the visible stream, not read)" if self.vis_rest_unread else ""
+            out.append(f"{self.vis_after_ir} visible frame(s) after the IR stream ended were not fused{more}")
+        if self.vis_in_gap:
+            out.append(f"{self.vis_in_gap} visible frame(s) had no IR frame within the tolerance (gap in IR)")
+        if self.ir_unused:
+            out.append(f"{self.ir_unused} IR frame(s) were nearest to no visible frame")
+        return out
+
+
+def _span(span: list[float], t: float) -> None:
+    span[0] = min(span[0], t)
+    span[1] = max(span[1], t)
+
+
+def pair_nearest(
+    vis: Iterator[Frame], ir: Iterator[Frame], tolerance: float, report: PairReport | None = None,
+    ir_offset: float = 0.0,
+) -> Iterator[tuple[Frame, Frame]]:
+    """Give each visible frame the IR frame nearest in time, within ``tolerance`` seconds.
+
+    The visible stream drives the output: one pair per visible frame inside the overlap of the
+    two streams. IR frames may be reused (slower IR) or skipped (faster IR). ``ir_offset`` is
+    added to IR timestamps. Both iterators must be in time order. Fills ``report``; raises
+    :class:`PipelineError` when the streams do not overlap at all.
+    """
+    report = report if report is not None else PairReport()
+    prev: Frame | None = None
+    prev_used = True
+    ir_done = False
+
+    def next_ir() -> Frame | None:
+        nonlocal ir_done
+        if ir_done:
+            return None
+        f = next(ir, None)
+        if f is None:
+            ir_done = True
+            return None
+        if ir_offset:
+            f = replace(f, t=f.t + ir_offset)
+        report.ir_seen += 1
+        _span(report.ir_span, f.t)
+        return f
+
+    nxt = next_ir()
+    for v in vis:
+        report.vis_seen += 1
+        _span(report.vis_span, v.t)
+        while nxt is not None and nxt.t <= v.t:
+            if not prev_used:
+                report.ir_unused += 1
+            prev, prev_used = nxt, False
+            nxt = next_ir()
+        if prev is None and nxt is None:
+            break  # no IR at all
+        cands = [c for c in (prev, nxt) if c is not None]
+        best = min(cands, key=lambda c: abs(c.t - v.t))
+        if abs(best.t - v.t) <= tolerance:
+            if best is prev:
+                prev_used = True
+            else:
+                # The later frame wins: it becomes ``prev`` so reuse and skip counts stay right.
+                if prev is not None and not prev_used:
+                    report.ir_unused += 1
+                prev, prev_used, nxt = nxt, True, next_ir()
+            report.pairs += 1
+            yield v, best
+        elif nxt is not None and v.t < nxt.t and prev is None:
+            report.vis_before_ir += 1
+        elif nxt is None and ir_done:
+            report.vis_after_ir += 1
+            report.vis_rest_unread = True  # everything later is past the IR's end too
+            break
+        else:
+            report.vis_in_gap += 1
+    if prev is not None and not prev_used:
+        report.ir_unused += 1
+    if report.pairs == 0:
+        if report.vis_seen == 0 or report.ir_seen == 0:
+            which = "visible" if report.vis_seen == 0 else "IR"
+            raise PipelineError(f"the {which} stream delivered no frames")
+        raise PipelineError(
+            "the streams do not overlap in time: visible spans "
+            f"{report.vis_span[0]:.3f}-{report.vis_span[1]:.3f} s, IR spans {report.ir_span[0]:.3f}-"
+            f"{report.ir_span[1]:.3f} s (tolerance {tolerance * 1e3:.0f} ms); shift the IR with --ir-offset"
+        )
