@@ -53,7 +53,7 @@ def axis_coords(n_out, n_in):
     return i0, i1, w
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def context_stats(vis, ir, stride):
     """Block statistics that feed the context net.
 
@@ -122,7 +122,7 @@ def _replicate_rows(xp):
         xp[c, -1] = xp[c, -2]
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def conv2d_replicate(xp, weight, bias, act):
     """One context-net layer on padded maps: 'same' k x k convolution (k = 1 or 3), then ``act``.
 
@@ -182,7 +182,7 @@ def _apply_delta(vrow, dd, orow):
         orow[i] = min(max(np.int32(vrow[i]) + dd[i], 0), 255)
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def fuse_lut3d(vis, ir, ctx, table, out):
     """Fuse with a baked 3-D LUT over (visible Y, IR, context).
 
@@ -238,7 +238,7 @@ def _luma_row(vrow, dst):
     dst[w + 1] = dst[w]
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def fuse_lut4d(vis, ir, ctx, table, grad_scale, out):
     """Fuse with a baked 4-D LUT over (visible Y, visible gradient, context, IR).
 
