@@ -27,7 +27,7 @@ from rtfuse.prepare import to_ir_gray, to_vis_bgr
 from rtfuse.sinks.base import Fused, Sink
 from rtfuse.sources.base import Frame, Source
 from rtfuse.stats import RunStats
-from rtfuse.sync import PairReport, pair_nearest
+from rtfuse.sync import LivePairer, PairReport, pair_nearest
 
 _END = object()
 _POLL = 0.05  # seconds between stop-event checks while blocked
@@ -58,7 +58,9 @@ class Pipeline:
     """Fuse two sources into sinks. Build it, then call :meth:`run` once.
 
     ``tolerance``: max |t_vis - t_ir| in seconds for a pair (default: about half the slower
-    stream's frame period). ``ir_offset``: seconds added to IR timestamps. ``agc``: for 16-bit IR.
+    stream's frame period). Live sources (cameras, real-time synthetic) are paired by capture
+    time with :class:`LivePairer`: a stalled IR is held for ``hold`` seconds, and a source that
+    delivers nothing for ``reconnect_timeout`` seconds ends the run with a clear error. ``ir_offset``: seconds added to IR timestamps. ``agc``: for 16-bit IR.
     ``on_frame(n)``: called after each output frame (progress bars).
     """
 
@@ -76,6 +78,8 @@ class Pipeline:
         max_frames: int | None = None,
         queue_size: int = 4,
         on_frame: Callable[[int], None] | None = None,
+        hold: float = 3.0,
+        reconnect_timeout: float = 10.0,
     ) -> None:
         if max_frames is not None and max_frames < 1:
             raise RtfuseError(f"--max-frames must be at least 1, got {max_frames}")
@@ -84,6 +88,10 @@ class Pipeline:
         self.agc = agc or Agc()
         self.tolerance, self.ir_offset, self.max_frames = tolerance, ir_offset, max_frames
         self.on_frame = on_frame
+        self.hold, self.reconnect_timeout = hold, reconnect_timeout
+        self.live = vis.live or ir.live
+        if self.live:
+            queue_size = 1  # newest frame only: latency over completeness
         self.stats = RunStats()
         for name in ("read vis", "read ir", "pair", "align", "fuse", "sinks"):
             self.stats.stage(name)  # fixes the table's order
@@ -127,7 +135,8 @@ class Pipeline:
                 except queue.Empty:
                     pass
 
-    def _get(self, q: queue.Queue, clock: _ThreadClock):
+    def _get(self, q: queue.Queue, clock: _ThreadClock, on_poll: Callable[[], None] | None = None):
+        """Next item, or _END once stopped. ``on_poll`` runs at each timeout (watchdogs, GUI events)."""
         try:
             return q.get_nowait()
         except queue.Empty:
@@ -138,7 +147,8 @@ class Pipeline:
                 try:
                     return q.get(timeout=_POLL)
                 except queue.Empty:
-                    continue
+                    if on_poll is not None:
+                        on_poll()
             return _END
         finally:
             clock.wait += time.perf_counter() - t0
@@ -181,12 +191,55 @@ class Pipeline:
             self._put(q, _END, clock)
             self.stats.overhead[f"read {role}"] = clock.overhead()
 
+    def _pairs_files(self, clock: _ThreadClock, tolerance: float) -> Iterator[tuple[Frame, Frame | None, str]]:
+        for v, i in pair_nearest(self._drain(self._q_vis, clock), self._drain(self._q_ir, clock), tolerance,
+                                 self.pairing, self.ir_offset):
+            yield v, i, ""
+
+    def _pairs_live(self, clock: _ThreadClock, tolerance: float) -> Iterator[tuple[Frame, Frame | None, str]]:
+        pairer = LivePairer(tolerance, self.hold, self.pairing)
+        skew = self.stats.skew
+        last_vis = time.monotonic()
+        ir_ended = False
+
+        def vis_watchdog() -> None:
+            quiet = time.monotonic() - last_vis
+            if quiet > self.reconnect_timeout:
+                raise PipelineError(f"the visible source ({self.vis.name}) delivered no frame for {quiet:.1f} s "
+                                    f"(--reconnect-timeout {self.reconnect_timeout:g})")
+
+        while True:
+            v = self._get(self._q_vis, clock, vis_watchdog)
+            if v is _END:
+                return
+            last_vis = time.monotonic()
+            while not ir_ended:
+                try:
+                    f = self._q_ir.get_nowait()
+                except queue.Empty:
+                    break
+                if f is _END:
+                    ir_ended = True
+                else:
+                    pairer.offer_ir(replace(f, t=f.t + self.ir_offset) if self.ir_offset else f)
+            i, status = pairer.match(v)[:2]
+            if i is not None:
+                skew.add(abs(v.t - i.t))
+            if pairer.latest is not None and v.t - pairer.latest.t > self.reconnect_timeout:
+                raise PipelineError(f"the IR source ({self.ir.name}) delivered no frame for "
+                                    f"{v.t - pairer.latest.t:.1f} s (--reconnect-timeout {self.reconnect_timeout:g})")
+            cam_status = getattr(self.ir, "status", "ok")
+            if cam_status == "reconnecting":
+                status = f"IR camera reconnecting; {status or 'holding the last frame'}"
+            if status:
+                self.stats.count("IR held" if i is not None else "IR missing")
+            yield v, i, status
+
     def _work(self, aligner: Aligner, tolerance: float) -> None:
         clock = _ThreadClock()
         st_pair, st_align, st_fuse = (self.stats.stage(n) for n in ("pair", "align", "fuse"))
         ir_cache: tuple[int, np.ndarray] | None = None
-        pairs = pair_nearest(self._drain(self._q_vis, clock), self._drain(self._q_ir, clock), tolerance,
-                             self.pairing, self.ir_offset)
+        pairs = (self._pairs_live if self.live else self._pairs_files)(clock, tolerance)
         n = 0
         stage = "pairing"
         try:
@@ -202,20 +255,27 @@ class Pipeline:
                 if pair is None:
                     break
                 st_pair.add(dt)
-                v, i = pair
+                v, i, status = pair
                 stage = "aligning"
                 vis = to_vis_bgr(v.image)
-                if ir_cache is None or ir_cache[0] != i.index:  # slower IR: reuse the prepared frame
+                if i is None:  # live, IR lost: the visible image alone
+                    ir = np.zeros(vis.shape[:2], np.uint8)
+                elif ir_cache is None or ir_cache[0] != i.index:  # slower IR: reuse the prepared frame
                     ir_cache = (i.index, aligner(to_ir_gray(i.image, self.agc)))
-                ir = ir_cache[1]
+                    ir = ir_cache[1]
+                else:
+                    ir = ir_cache[1]
                 t2 = time.perf_counter()
                 st_align.add(t2 - t1)
                 stage = "fusing"
-                fused = self.fuser(vis, ir)
+                fused = self.fuser(vis, ir) if i is not None else vis.copy()
                 t3 = time.perf_counter()
                 st_fuse.add(t3 - t2)
                 clock.work += t3 - t1
-                if not self._put(self._q_out, Fused(v.t, n, fused, vis, ir, v.received), clock):
+                item = Fused(v.t, n, fused, vis, ir, v.received, status)
+                if self.live:
+                    self._put_latest(self._q_out, item, "out")
+                elif not self._put(self._q_out, item, clock):
                     break
                 n += 1
         except BaseException as e:  # noqa: BLE001
@@ -280,11 +340,23 @@ class Pipeline:
         """Main-thread loop: hand fused frames to the sinks. False if a sink asked to stop."""
         clock = _ThreadClock()
         st_sink = self.stats.stage("sinks")
+        quit_requested = False
+
+        def idle() -> None:
+            nonlocal quit_requested
+            status = "waiting for frames"
+            for sink in self.sinks:
+                if not sink.idle(status):
+                    quit_requested = True
+                    self._stop.set()
+
         try:
             while True:
-                item = self._get(self._q_out, clock)
+                item = self._get(self._q_out, clock, idle)
                 if item is _END:
-                    return True
+                    return not quit_requested
+                # Capture to ready-for-display: what rtfuse adds on top of the camera.
+                self.stats.latency.add(time.monotonic() - item.received)
                 t0 = time.perf_counter()
                 keep_going = True
                 for sink in self.sinks:
@@ -296,7 +368,6 @@ class Pipeline:
                 now = time.perf_counter()
                 st_sink.add(now - t0)
                 clock.work += now - t0
-                self.stats.latency.add(time.monotonic() - item.received)
                 self.stats.count("frames out")
                 if self.on_frame:
                     self.on_frame(self.stats.frames_out)

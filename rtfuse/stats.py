@@ -42,7 +42,8 @@ class RunStats:
         self.stages: dict[str, StageStats] = {}
         self.counters: dict[str, int] = {}
         self.overhead: dict[str, float] = {}  # per thread: seconds not spent in stages or blocked waits
-        self.latency = StageStats("end-to-end latency")
+        self.latency = StageStats("latency (capture to ready)")
+        self.skew = StageStats("pair skew |t_vis - t_ir|")
         self.wall = 0.0
         self._lock = threading.Lock()
 
@@ -71,7 +72,7 @@ class RunStats:
         return {
             "frames": dict(self.counters), "wall_s": self.wall, "fps": self.fps,
             "stages": {n: s.to_dict() for n, s in self.stages.items()},
-            "latency": self.latency.to_dict(), "overhead_s": dict(self.overhead),
+            "latency": self.latency.to_dict(), "skew": self.skew.to_dict(), "overhead_s": dict(self.overhead),
             "overhead_fraction": self.overhead_fraction(),
         }
 
@@ -79,9 +80,10 @@ class RunStats:
         t = Table(title=f"{title}: {self.frames_out} frames in {self.wall:.2f} s = {self.fps:.1f} fps")
         for col in ("stage", "frames", "median ms", "p95 ms", "capacity fps"):
             t.add_column(col, justify="left" if col == "stage" else "right")
-        for s in [*self.stages.values(), self.latency]:
+        extra = [self.latency] + ([self.skew] if self.skew.count else [])
+        for s in [*self.stages.values(), *extra]:
             d = s.to_dict()
-            cap = "" if s is self.latency else f"{d['capacity_fps']:.0f}"
+            cap = "" if s in extra else f"{d['capacity_fps']:.0f}"
             t.add_row(s.name, str(s.count), f"{d['median_ms']:.2f}", f"{d['p95_ms']:.2f}", cap)
         counts = ", ".join(f"{k} {v}" for k, v in self.counters.items())
         t.caption = f"{counts}; pipeline overhead {100 * self.overhead_fraction():.1f} % of stage time"

@@ -120,3 +120,51 @@ def pair_nearest(
             f"{report.vis_span[0]:.3f}-{report.vis_span[1]:.3f} s, IR spans {report.ir_span[0]:.3f}-"
             f"{report.ir_span[1]:.3f} s (tolerance {tolerance * 1e3:.0f} ms); shift the IR with --ir-offset"
         )
+
+
+class LivePairer:
+    """Pairing for live sources, by capture time on the shared monotonic clock.
+
+    The visible stream drives the output. Each visible frame takes the newest IR frame that is
+    not older than ``tolerance`` seconds. When the IR stalls (an FFC shutter freeze, a frozen or
+    unplugged camera), the last good IR frame is *held* for up to ``hold`` seconds and the status
+    says so; after that the output is the visible image alone (status "IR lost").
+    """
+
+    def __init__(self, tolerance: float, hold: float, report: PairReport | None = None) -> None:
+        self.tolerance, self.hold = tolerance, hold
+        self.report = report if report is not None else PairReport()
+        self.latest: Frame | None = None
+        self.held = 0  # visible frames that got a held (stale) IR frame
+        self.lost = 0  # visible frames output without IR
+        self._latest_used = True
+
+    def offer_ir(self, f: Frame) -> None:
+        """A new IR frame arrived; only the newest is kept."""
+        self.report.ir_seen += 1
+        _span(self.report.ir_span, f.t)
+        if self.latest is not None and f.t < self.latest.t:
+            return  # out of order: keep the newer one
+        if self.latest is not None and not self._latest_used:
+            self.report.ir_unused += 1
+        self.latest, self._latest_used = f, False
+
+    def match(self, v: Frame) -> tuple[Frame | None, str, float | None]:
+        """(IR frame or None, status for the HUD, skew t_vis - t_ir in seconds or None)."""
+        self.report.vis_seen += 1
+        _span(self.report.vis_span, v.t)
+        ir = self.latest
+        if ir is None:
+            self.lost += 1
+            return None, "waiting for IR", None
+        age = v.t - ir.t
+        self._latest_used = True
+        if age <= self.tolerance:
+            self.report.pairs += 1
+            return ir, "", age
+        if age <= self.hold:
+            self.held += 1
+            self.report.pairs += 1
+            return ir, f"IR stalled: holding the last frame ({age:.1f} s old)", age
+        self.lost += 1
+        return None, f"IR lost for {age:.1f} s: visible only", None

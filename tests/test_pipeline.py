@@ -213,7 +213,7 @@ def test_ctrl_c_finalises_the_output(tmp_path):
     assert proc.returncode == 130, text
     assert "interrupted" in text and "Traceback" not in text
     frames, fps, _ = read_video(out)
-    assert len(frames) > 10 and fps == 30.0
+    assert len(frames) > 10 and abs(fps - 30.0) < 2.0  # live: real capture times, not a fixed grid
 
 
 def test_config_file_sets_options_and_cli_overrides(clips, tmp_path):

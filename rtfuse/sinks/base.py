@@ -21,6 +21,7 @@ class Fused:
     vis: np.ndarray
     ir: np.ndarray
     received: float = 0.0  # time.monotonic() when the visible frame entered the pipeline
+    status: str = ""  # watchdog state for the HUD ("" when all is well)
 
 
 class Sink(ABC):
@@ -37,6 +38,10 @@ class Sink(ABC):
 
     @abstractmethod
     def write(self, item: Fused) -> bool: ...
+
+    def idle(self, status: str) -> bool:
+        """Called when no frame came for a while (a stalled camera); False asks to stop."""
+        return True
 
     def close(self) -> str:
         return ""

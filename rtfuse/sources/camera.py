@@ -1,13 +1,20 @@
-"""Live camera source through OpenCV ``VideoCapture`` (V4L2 on Linux, any backend elsewhere)."""
+"""Live camera source through OpenCV ``VideoCapture`` (V4L2 on Linux, any backend elsewhere).
+
+Frames are stamped with their capture time on the shared ``time.monotonic()`` clock, so two
+cameras can be paired by time. A camera that stops delivering (unplugged, driver error) is
+reopened with back-off until ``reconnect_timeout`` seconds have passed without a frame.
+"""
 
 from __future__ import annotations
 
 import glob
+import os
 import sys
 import time
 from typing import Iterator
 
 import cv2
+import numpy as np
 
 from rtfuse.errors import SourceError
 from rtfuse.sources.base import Frame, Source
@@ -18,78 +25,155 @@ def list_video_devices() -> list[str]:
 
 
 def _device_hint() -> str:
+    if not sys.platform.startswith("linux"):
+        return "check the camera index"
     devices = list_video_devices()
-    if sys.platform.startswith("linux"):
-        return f"available: {', '.join(devices)}" if devices else "no /dev/video* devices exist"
-    return "check the camera index"
+    return f"available devices: {', '.join(devices)}" if devices else "no /dev/video* devices exist on this machine"
+
+
+def as_y16(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A raw 16-bit frame as uint16 (H, W) from what OpenCV returned.
+
+    With ``CAP_PROP_CONVERT_RGB=0`` OpenCV may hand back (H, W) uint16, (H, W, 2) uint8, or (as
+    OpenCV 4.11 does for V4L2 Y16) a flat (1, N) array: N = W*H uint16 values or 2*W*H bytes
+    (little-endian). ``size`` is the configured (width, height).
+    """
+    w, h = size
+    if img.dtype == np.uint16 and img.size == w * h:
+        return img.reshape(h, w)
+    if img.dtype == np.uint8 and img.size == 2 * w * h:
+        return np.ascontiguousarray(img).reshape(-1).view("<u2").reshape(h, w)
+    raise SourceError(
+        f"a Y16 frame of {img.size} {img.dtype} values does not fit {w}x{h}; set the camera size with --ir-size"
+    )
 
 
 class CameraSource(Source):
-    """A camera or stream URL; frames are stamped with their capture time (``time.monotonic``).
+    """A camera (``/dev/videoN``, an index) or a stream URL that OpenCV opens.
 
-    ``spec`` is an index, ``/dev/videoN`` or a URL that OpenCV opens. ``size``/``fps``/``fourcc``
-    are requested from the driver (it may choose others; the actual values are read back).
+    ``size``/``fps``/``fourcc``/``buffer_size`` are requested from the driver; the values it
+    actually uses are read back. ``fourcc="Y16"`` selects raw 16-bit thermal: FOURCC first, then
+    ``CAP_PROP_CONVERT_RGB=0`` (in that order, or V4L2 converts to 8-bit RGB), and frames come
+    out as uint16 (H, W).
     """
 
     live = True
 
     def __init__(self, spec: str, size: tuple[int, int] | None = None, fps: float | None = None,
-                 fourcc: str | None = None, buffer_size: int | None = 1) -> None:
+                 fourcc: str | None = None, buffer_size: int | None = 1, reconnect_timeout: float = 10.0,
+                 api: int | None = None) -> None:
         self.spec = spec
         self.name = f"camera {spec}"
-        self._want = (size, fps, fourcc, buffer_size)
+        self.want_size, self.want_fps = size, fps
+        self.fourcc = fourcc.upper().ljust(4)[:4] if fourcc else None
+        self.buffer_size = buffer_size
+        self.reconnect_timeout = reconnect_timeout
+        self.api = api
+        self.status = "closed"
+        self.reconnects = 0
         self._cap: cv2.VideoCapture | None = None
+        self._first: np.ndarray | None = None
+
+    @property
+    def raw16(self) -> bool:
+        return self.fourcc == "Y16 "
+
+    def _open_capture(self) -> cv2.VideoCapture | None:
+        spec = self.spec
+        api = self.api
+        if api is None:
+            api = cv2.CAP_V4L2 if sys.platform.startswith("linux") and spec.startswith("/dev/") else cv2.CAP_ANY
+        cap = cv2.VideoCapture(int(spec) if spec.isdigit() else spec, api)
+        if not cap.isOpened():
+            cap.release()
+            return None
+        if self.fourcc:
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*self.fourcc))
+        if self.raw16:
+            cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)  # after the FOURCC: the order matters
+        if self.want_size:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.want_size[0])
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.want_size[1])
+        if self.want_fps:
+            cap.set(cv2.CAP_PROP_FPS, self.want_fps)
+        if self.buffer_size:
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, self.buffer_size)
+        return cap
+
+    def _decode(self, img: np.ndarray) -> np.ndarray:
+        return as_y16(img, self._cap_size) if self.raw16 else img
 
     def open(self) -> "CameraSource":
         if self._cap is not None:
             return self
-        spec = self.spec
-        if spec.startswith("/dev/video"):
-            import os
-
-            if not os.path.exists(spec):
-                raise SourceError(f"camera {spec} does not exist; {_device_hint()}")
-        api = cv2.CAP_V4L2 if sys.platform.startswith("linux") and "://" not in spec else cv2.CAP_ANY
-        cap = cv2.VideoCapture(int(spec) if spec.isdigit() else spec, api)
-        if not cap.isOpened():
-            cap.release()
+        if self.spec.startswith("/dev/") and not os.path.exists(self.spec):
+            raise SourceError(f"camera {self.spec} does not exist; {_device_hint()}")
+        cap = self._open_capture()
+        if cap is None:
             raise SourceError(
-                f"cannot open camera {spec}: it is missing, or another program holds it; {_device_hint()}"
+                f"cannot open camera {self.spec}: it is missing, or another program holds it; {_device_hint()}"
             )
-        size, fps, fourcc, buffer_size = self._want
-        if fourcc:
-            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc.ljust(4)[:4]))
-        if size:
-            cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
-            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
-        if fps:
-            cap.set(cv2.CAP_PROP_FPS, fps)
-        if buffer_size:
-            cap.set(cv2.CAP_PROP_BUFFERSIZE, buffer_size)
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self._cap_size = self.want_size or (w, h)
         ok, img = cap.read()
         if not ok or img is None:
             cap.release()
-            raise SourceError(f"camera {spec} opened but delivers no frames; is it in use, or the format unsupported?")
-        self._cap, self._first = cap, img
-        self.size = (img.shape[1], img.shape[0])
-        self.fps = cap.get(cv2.CAP_PROP_FPS) or fps
+            raise SourceError(
+                f"camera {self.spec} opened but delivers no frames: another program may be using it, or it "
+                f"does not support the requested format{' (Y16)' if self.raw16 else ''}; {_device_hint()}"
+            )
+        self._cap = cap
+        self._first = self._decode(img)
+        self._first_t = time.monotonic()
+        self.size = (self._first.shape[1], self._first.shape[0])
+        self.fps = cap.get(cv2.CAP_PROP_FPS) or self.want_fps or None
+        self.status = "ok"
         return self
 
+    def _reconnect(self, last_ok: float) -> None:
+        """Reopen with back-off (0.25 s doubling to 4 s) until a frame arrives or the timeout passes."""
+        self.status = "reconnecting"
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+        delay = 0.25
+        while True:
+            lost = time.monotonic() - last_ok
+            if lost > self.reconnect_timeout:
+                self.status = "lost"
+                raise SourceError(
+                    f"camera {self.spec} delivered no frame for {lost:.1f} s and could not be reopened "
+                    f"(--reconnect-timeout {self.reconnect_timeout:g}); {_device_hint()}"
+                )
+            time.sleep(min(delay, max(self.reconnect_timeout - lost, 0.0) + 0.01))
+            delay = min(2 * delay, 4.0)
+            cap = self._open_capture()
+            if cap is not None:
+                ok, img = cap.read()
+                if ok and img is not None:
+                    self._cap = cap
+                    self.reconnects += 1
+                    self.status = "ok"
+                    return
+                cap.release()
+
     def frames(self) -> Iterator[Frame]:
-        if self._cap is None:
+        if self._first is None:
             raise SourceError(f"camera {self.spec}: frames() before open()")
-        t0 = time.monotonic()
-        yield Frame(0.0, self._first, 0)
-        i = 1
-        while self._cap is not None:
-            ok, img = self._cap.read()
-            t = time.monotonic() - t0
+        yield Frame(self._first_t, self._first, 0)
+        i, last_ok = 1, self._first_t
+        while True:
+            ok, img = self._cap.read() if self._cap is not None else (False, None)
+            now = time.monotonic()
             if not ok or img is None:
-                raise SourceError(f"camera {self.spec} stopped delivering frames (unplugged?) after {i} frames")
-            yield Frame(t, img, i)
+                self._reconnect(last_ok)
+                continue
+            last_ok = now
+            yield Frame(now, self._decode(img), i)
             i += 1
 
     def close(self) -> None:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+        self.status = "closed"

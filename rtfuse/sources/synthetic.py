@@ -13,9 +13,10 @@ class SyntheticSource(Source):
     """Frames of one modality (``"vis"``, ``"ir"`` or ``"ir16"``) of a deterministic scene.
 
     Two sources with the same ``seed`` and size render the same scene, so they are registered.
-    ``count`` None is endless. ``realtime`` paces frames at ``fps`` on the wall clock and stamps
-    them with their capture time (a live-like source that still never drops); otherwise
-    ``t = index / fps`` and frames come as fast as they are consumed.
+    ``count`` None is endless. ``realtime`` makes it behave like a camera: frames are paced at
+    ``fps`` on the wall clock, stamped with their capture time on ``time.monotonic()``, and the
+    source is ``live`` (the pipeline drops frames rather than slowing it). Otherwise
+    ``t = index / fps`` and frames come as fast as they are consumed, losslessly.
     """
 
     def __init__(self, modality: str, width: int = 640, height: int = 480, fps: float = 30.0, seed: int = 0,
@@ -28,6 +29,7 @@ class SyntheticSource(Source):
         self.size = (width, height)
         self.frame_count = count
         self.realtime = realtime
+        self.live = realtime
         self.name = f"synthetic {modality}"
 
     def _render(self, i: int):
@@ -46,7 +48,7 @@ class SyntheticSource(Source):
                 if delay > 0:
                     time.sleep(delay)
                 img = self._render(i)
-                yield Frame(time.monotonic() - start, img, i)
+                yield Frame(time.monotonic(), img, i)
             else:
                 yield Frame(i / self.fps, self._render(i), i)
             i += 1
