@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rtfuse.errors import RtfuseError
-from rtfuse.runner import add_output_args, add_source_args
+from rtfuse.runner import add_output_args, add_source_args, size_arg
+from rtfuse.sinks.window import KEYS_HELP
 
 # Wide enough for the statistics tables when the output goes to a file or a pipe.
 console = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
@@ -95,7 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.no_display:
         ok, why = has_display()
         if ok:
-            sinks.append(WindowSink())
+            sinks.append(WindowSink(save_dir=args.save_dir, codec=args.codec))
         else:
             console.print(f"[yellow]note:[/] window skipped: {why}")
     if not sinks:
@@ -137,6 +138,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from rtfuse.runner import build
     from rtfuse.sinks.base import NullSink
 
+    if args.live:
+        return _bench_live(args)
     given = args.vis is not None or args.ir is not None
     if given and (args.vis is None or args.ir is None):
         raise RtfuseError("bench takes both --vis and --ir, or neither (synthetic scenes)")
@@ -175,6 +178,58 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rss_mb() -> float:
+    """Resident memory of this process in MB (Linux /proc; NaN elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _bench_live(args: argparse.Namespace) -> int:
+    import json
+
+    from rtfuse.fusion.registry import load_fuser
+    from rtfuse.runner import build
+    from rtfuse.sinks.base import NullSink
+
+    w, h = args.sizes[0]
+    fuser = load_fuser(args.backends[0], path=args.lut if args.backends[0].startswith("lut") else None)
+    fuser(*__import__("rtfuse.synthetic", fromlist=["SyntheticScene"]).SyntheticScene(w, h).render(0))  # JIT warm
+    table = Table(title=f"rtfuse bench --live: synthetic cameras {w}x{h}, backend {args.backends[0]}, null sink")
+    for col in ("camera fps", "frames", "out fps", "latency median", "latency p95", "budget", "vis dropped",
+                "IR superseded", "RSS start", "RSS end"):
+        table.add_column(col, justify="right")
+    results = []
+    for rate in args.rates:
+        spec = f"synthetic:{w}x{h}@{rate:g}"
+        pipe = build(args, spec, spec, [NullSink()], fuser, realtime=True)
+        pipe.max_frames = args.frames
+        rss0 = _rss_mb()
+        stats = pipe.run().stats
+        rss1 = _rss_mb()
+        d = stats.to_dict()
+        budget = 1e3 / rate + d["stages"]["fuse"]["median_ms"]
+        c = stats.counters
+        table.add_row(f"{rate:g}", str(stats.frames_out), f"{stats.fps:.1f}", f"{d['latency']['median_ms']:.1f} ms",
+                      f"{d['latency']['p95_ms']:.1f} ms", f"{budget:.1f} ms",
+                      str(c.get("dropped vis", 0) + c.get("dropped out", 0)), str(c.get("dropped ir", 0)),
+                      f"{rss0:.0f} MB", f"{rss1:.0f} MB")
+        results.append({"camera_fps": rate, "size": [w, h], "budget_ms": budget, "rss_start_mb": rss0,
+                        "rss_end_mb": rss1, **d})
+    console.print(table)
+    console.print("latency: capture timestamp to fused frame ready for display; budget: one visible frame "
+                  "period + the median fusion time; IR superseded: IR frames replaced by a newer one before any "
+                  "visible frame needed them (latest-frame-wins)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+        console.print(f"wrote {args.json}")
+    return 0
+
+
 def cmd_lut_info(args: argparse.Namespace) -> int:
     from rtfuse.fusion.lutfile import load_lut
 
@@ -198,16 +253,6 @@ def cmd_lut_init(args: argparse.Namespace) -> int:
     save_lut(args.output, analytic_lut(args.kind))
     console.print(f"wrote {args.output} (analytic {args.kind} LUT, labelled UNTRAINED)")
     return 0
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 640x480, got {text!r}") from None
-    if w < 16 or h < 16:
-        raise argparse.ArgumentTypeError(f"size must be at least 16x16, got {text!r}")
-    return w, h
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -242,16 +287,18 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="live or file fusion: capture, pair, align, fuse, show and/or record",
         description="SRC is a camera (/dev/video1, an index, or an rtsp:// URL), a video file, an image folder "
-        "or glob, or synthetic[16][:WxH][@FPS]. The window (when a display exists) keys: "
-        "f fused, v visible, i IR, s side by side, h HUD, q/Esc quit.",
+        "or glob, or synthetic[16][:WxH][@FPS]. Live sources are paired by capture time; a stalled IR camera "
+        "keeps its last frame for --ir-hold seconds and is reopened with back-off until --reconnect-timeout. "
+        f"Window {KEYS_HELP}.",
     )
     p.add_argument("--vis", required=True, metavar="SRC", help="visible source")
     p.add_argument("--ir", required=True, metavar="SRC", help="infrared source")
     p.add_argument("--out", type=Path, help="record the fused stream to this video file")
     p.add_argument("--images-out", type=Path, help="write every fused frame as an image into this folder")
     p.add_argument("--no-display", action="store_true", help="no window")
+    p.add_argument("--save-dir", type=Path, default=Path("."), help="where window snapshots and recordings go")
     p.add_argument("--max-frames", type=int, help="stop after this many fused frames")
-    p.add_argument("--size", type=_size, default=(640, 480), help="synthetic sources: frame size (default 640x480)")
+    p.add_argument("--size", type=size_arg, default=(640, 480), help="synthetic sources: frame size (default 640x480)")
     p.add_argument("--synthetic-frames", type=int, help="synthetic sources: number of frames (default endless)")
     p.add_argument("--realtime", action="store_true", help="synthetic sources: pace frames at their fps")
     _add_backend_args(p)
@@ -262,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="fuse a synthetic scene through the full pipeline (no camera or data needed)",
                        description="Synthetic visible + IR through the whole pipeline. Opens a window when a "
                        "display exists, otherwise writes demo_fused.mp4; prints the statistics.")
-    p.add_argument("--size", type=_size, default=(640, 480), help="frame size WxH (default 640x480)")
+    p.add_argument("--size", type=size_arg, default=(640, 480), help="frame size WxH (default 640x480)")
     p.add_argument("--frames", type=int, default=300, help="frames to fuse (default 300)")
     p.add_argument("--fps", type=float, default=30.0, help="scene frame rate (default 30)")
     p.add_argument("--no-display", action="store_true", help="write the video even when a display exists")
@@ -277,11 +324,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "(or on --vis/--ir) and reports per-stage median ms, end-to-end fps and pipeline overhead.")
     p.add_argument("--vis", metavar="SRC", help="visible source instead of synthetic scenes")
     p.add_argument("--ir", metavar="SRC", help="infrared source instead of synthetic scenes")
-    p.add_argument("--sizes", type=lambda s: [_size(v) for v in s.split(",")],
+    p.add_argument("--sizes", type=lambda s: [size_arg(v) for v in s.split(",")],
                    default=[(640, 480), (1280, 720), (1920, 1080)], help="comma-separated WxH list")
     p.add_argument("--backends", type=lambda s: s.split(","), default=["lut", "lut4d", "blend"],
                    help="comma-separated backends (default lut,lut4d,blend)")
     p.add_argument("--frames", type=int, default=300, help="frames per configuration (default 300)")
+    p.add_argument("--live", action="store_true",
+                   help="latency mode: real-time synthetic cameras at --rates, latest-frame-wins, RSS at start/end "
+                   "(uses the first of --sizes and --backends)")
+    p.add_argument("--rates", type=lambda s: [float(v) for v in s.split(",")], default=[30.0, 60.0],
+                   help="camera frame rates for --live (default 30,60)")
     p.add_argument("--lut", type=Path, help="LUT .npz for the lut backends")
     p.add_argument("--json", type=Path, help="also write machine-readable results here")
     add_source_args(p)

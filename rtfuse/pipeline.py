@@ -213,9 +213,12 @@ class Pipeline:
             if v is _END:
                 return
             last_vis = time.monotonic()
+            # Take every IR frame that has arrived; if none is within the tolerance yet, wait for
+            # the next one until it could no longer be (live timestamps are time.monotonic()).
             while not ir_ended:
+                wait = 0.0 if pairer.fresh(v) else pairer.deadline(v) - time.monotonic()
                 try:
-                    f = self._q_ir.get_nowait()
+                    f = self._q_ir.get(timeout=wait) if wait > 0 else self._q_ir.get_nowait()
                 except queue.Empty:
                     break
                 if f is _END:
@@ -317,10 +320,15 @@ class Pipeline:
             report.interrupted = True
         finally:
             self._stop.set()
+            deadline = time.monotonic() + 2.0
             for t in threads:
-                t.join(timeout=5.0)
-            for src in opened:
-                src.close()
+                t.join(timeout=max(deadline - time.monotonic(), 0.05))
+            stuck = {t.name for t in threads if t.is_alive()}
+            for src, thread_name in zip(opened, ("read-vis", "read-ir")):
+                # A thread blocked inside a frozen device's read keeps its handle (it is a daemon and
+                # ends with the process): releasing a capture under a reader can crash the driver.
+                if thread_name not in stuck:
+                    src.close()
             for sink in self.sinks:
                 try:
                     note = sink.close()

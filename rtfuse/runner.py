@@ -15,10 +15,23 @@ from rtfuse.sinks.base import Sink
 from rtfuse.sources import open_source
 
 
+def size_arg(text: str) -> tuple[int, int]:
+    """argparse type for WxH sizes."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 640x480, got {text!r}") from None
+    if w < 16 or h < 16:
+        raise argparse.ArgumentTypeError(f"size must be at least 16x16, got {text!r}")
+    return w, h
+
+
 def add_source_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sources")
-    g.add_argument("--vis-fps", type=float, help="frame rate of an image-folder visible source (default 30)")
-    g.add_argument("--ir-fps", type=float, help="frame rate of an image-folder IR source (default 30)")
+    g.add_argument("--vis-fps", type=float, help="frame rate of an image-folder visible source (default 30), "
+                   "or the rate requested from a visible camera")
+    g.add_argument("--ir-fps", type=float, help="frame rate of an image-folder IR source (default 30), "
+                   "or the rate requested from an IR camera")
     g.add_argument("--ir-offset", type=float, default=0.0, help="seconds added to IR timestamps before pairing")
     g.add_argument("--tolerance-ms", type=float,
                    help="max |t_vis - t_ir| for a pair (default: half the slower stream's frame period)")
@@ -27,6 +40,16 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--clahe", action="store_true", help="add CLAHE local contrast to 16-bit IR after AGC")
     g.add_argument("--seed", type=int, default=0, help="synthetic scene seed")
     g.add_argument("--calib", type=Path, help="calibration YAML mapping IR to visible (default: identity)")
+    c = p.add_argument_group("cameras")
+    c.add_argument("--vis-size", type=size_arg, help="size WxH requested from the visible camera")
+    c.add_argument("--ir-size", type=size_arg, help="size WxH requested from the IR camera (needed for Y16)")
+    c.add_argument("--vis-fourcc", help="pixel format requested from the visible camera, e.g. MJPG or YUYV")
+    c.add_argument("--ir-fourcc", help="pixel format requested from the IR camera; Y16 = raw 16-bit thermal")
+    c.add_argument("--cam-buffer", type=int, default=1, help="driver buffer size in frames (default 1: lowest latency)")
+    c.add_argument("--ir-hold", type=float, default=3.0,
+                   help="seconds a stalled IR keeps its last frame on screen (covers Lepton FFC freezes, default 3)")
+    c.add_argument("--reconnect-timeout", type=float, default=10.0,
+                   help="seconds without frames before a camera is given up and the run ends (default 10)")
 
 
 def add_output_args(p: argparse.ArgumentParser) -> None:
@@ -45,13 +68,16 @@ def video_sink(path: Path, args: argparse.Namespace) -> Sink:
 
 def build(args: argparse.Namespace, vis_spec: str, ir_spec: str, sinks: list[Sink], fuser, count: int | None = None,
           size: tuple[int, int] = (640, 480), realtime: bool = False, on_frame=None) -> Pipeline:
-    vis = open_source(vis_spec, "vis", fps=args.vis_fps, seed=args.seed, count=count, size=size, realtime=realtime)
-    ir = open_source(ir_spec, "ir", fps=args.ir_fps, seed=args.seed, count=count, size=size, realtime=realtime)
+    common = dict(seed=args.seed, count=count, size=size, realtime=realtime, buffer_size=args.cam_buffer,
+                  reconnect_timeout=args.reconnect_timeout)
+    vis = open_source(vis_spec, "vis", fps=args.vis_fps, camera_size=args.vis_size, fourcc=args.vis_fourcc, **common)
+    ir = open_source(ir_spec, "ir", fps=args.ir_fps, camera_size=args.ir_size, fourcc=args.ir_fourcc, **common)
     calib = load_calibration(args.calib) if args.calib else None
     tol = args.tolerance_ms / 1e3 if args.tolerance_ms is not None else None
     return Pipeline(vis, ir, fuser, sinks, calib=calib, calib_name=str(args.calib or "calibration"),
                     agc=Agc(args.ir_agc, clahe=args.clahe), tolerance=tol, ir_offset=args.ir_offset,
-                    max_frames=getattr(args, "max_frames", None), on_frame=on_frame)
+                    max_frames=getattr(args, "max_frames", None), on_frame=on_frame, hold=args.ir_hold,
+                    reconnect_timeout=args.reconnect_timeout)
 
 
 def run_and_report(pipe: Pipeline, console: Console, title: str, quiet: bool = False) -> RunReport:

@@ -126,9 +126,12 @@ class LivePairer:
     """Pairing for live sources, by capture time on the shared monotonic clock.
 
     The visible stream drives the output. Each visible frame takes the newest IR frame that is
-    not older than ``tolerance`` seconds. When the IR stalls (an FFC shutter freeze, a frozen or
-    unplugged camera), the last good IR frame is *held* for up to ``hold`` seconds and the status
-    says so; after that the output is the visible image alone (status "IR lost").
+    not older than ``tolerance`` seconds; if the newest one is older, the caller may wait until
+    ``deadline(v)`` for the next one (:meth:`fresh` says whether to keep waiting). With two
+    free-running cameras the IR frame nearest in time is never more than half a period away, so
+    that wait is bounded by the tolerance. When the IR stalls (an FFC shutter freeze, a frozen
+    or unplugged camera), the last good IR frame is *held* for up to ``hold`` seconds and the
+    status says so; after that the output is the visible image alone (status "IR lost").
     """
 
     def __init__(self, tolerance: float, hold: float, report: PairReport | None = None) -> None:
@@ -148,6 +151,14 @@ class LivePairer:
         if self.latest is not None and not self._latest_used:
             self.report.ir_unused += 1
         self.latest, self._latest_used = f, False
+
+    def fresh(self, v: Frame) -> bool:
+        """Whether the newest IR frame is within the tolerance of ``v`` (no need to wait)."""
+        return self.latest is not None and v.t - self.latest.t <= self.tolerance
+
+    def deadline(self, v: Frame) -> float:
+        """Until when (same clock as the timestamps) an IR frame could still arrive in tolerance."""
+        return v.t + self.tolerance
 
     def match(self, v: Frame) -> tuple[Frame | None, str, float | None]:
         """(IR frame or None, status for the HUD, skew t_vis - t_ir in seconds or None)."""

@@ -21,11 +21,13 @@ def is_device_spec(spec: str) -> bool:
 
 
 def open_source(spec: str, role: str, fps: float | None = None, seed: int = 0, count: int | None = None,
-                size: tuple[int, int] = (640, 480), realtime: bool = False) -> Source:
+                size: tuple[int, int] = (640, 480), realtime: bool = False, camera_size: tuple[int, int] | None = None,
+                fourcc: str | None = None, buffer_size: int | None = 1, reconnect_timeout: float = 10.0) -> Source:
     """Build (not yet open) the source for SRC ``spec`` playing ``role`` (``"vis"`` or ``"ir"``).
 
-    SRC is ``synthetic[16][:WxH][@FPS]``, a camera (see :func:`is_device_spec`), an image folder
-    or glob pattern (``fps`` sets its rate, default 30), or a video file.
+    SRC is ``synthetic[16][:WxH][@FPS]``, a camera (see :func:`is_device_spec`; ``camera_size``,
+    ``fps``, ``fourcc``, ``buffer_size`` are requested from it), an image folder or glob pattern
+    (``fps`` sets its rate, default 30), or a video file.
     """
     m = _SYNTH.match(spec)
     if m:
@@ -40,7 +42,8 @@ def open_source(spec: str, role: str, fps: float | None = None, seed: int = 0, c
     if is_device_spec(spec):
         from rtfuse.sources.camera import CameraSource
 
-        return CameraSource(spec)
+        return CameraSource(spec, size=camera_size, fps=fps, fourcc=fourcc, buffer_size=buffer_size,
+                            reconnect_timeout=reconnect_timeout)
     path = Path(spec)
     if path.is_dir() or glob.has_magic(spec):
         from rtfuse.sources.folder import ImageFolderSource
