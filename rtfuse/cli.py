@@ -201,13 +201,15 @@ def _bench_live(args: argparse.Namespace) -> int:
     fuser(*__import__("rtfuse.synthetic", fromlist=["SyntheticScene"]).SyntheticScene(w, h).render(0))  # JIT warm
     table = Table(title=f"rtfuse bench --live: synthetic cameras {w}x{h}, backend {args.backends[0]}, null sink")
     for col in ("camera fps", "frames", "out fps", "latency median", "latency p95", "budget", "vis dropped",
-                "IR superseded", "RSS start", "RSS end"):
+                "IR superseded", "RSS start", "RSS @1000", "RSS end"):
         table.add_column(col, justify="right")
     results = []
     for rate in args.rates:
         spec = f"synthetic:{w}x{h}@{rate:g}"
         pipe = build(args, spec, spec, [NullSink()], fuser, realtime=True)
         pipe.max_frames = args.frames
+        rss_at: dict[int, float] = {}
+        pipe.on_frame = lambda n: rss_at.setdefault(n, _rss_mb()) if n % 1000 == 0 else None
         rss0 = _rss_mb()
         stats = pipe.run().stats
         rss1 = _rss_mb()
@@ -217,9 +219,9 @@ def _bench_live(args: argparse.Namespace) -> int:
         table.add_row(f"{rate:g}", str(stats.frames_out), f"{stats.fps:.1f}", f"{d['latency']['median_ms']:.1f} ms",
                       f"{d['latency']['p95_ms']:.1f} ms", f"{budget:.1f} ms",
                       str(c.get("dropped vis", 0) + c.get("dropped out", 0)), str(c.get("dropped ir", 0)),
-                      f"{rss0:.0f} MB", f"{rss1:.0f} MB")
+                      f"{rss0:.0f} MB", f"{rss_at.get(1000, float('nan')):.0f} MB", f"{rss1:.0f} MB")
         results.append({"camera_fps": rate, "size": [w, h], "budget_ms": budget, "rss_start_mb": rss0,
-                        "rss_end_mb": rss1, **d})
+                        "rss_mb_every_1000": rss_at, "rss_end_mb": rss1, **d})
     console.print(table)
     console.print("latency: capture timestamp to fused frame ready for display; budget: one visible frame "
                   "period + the median fusion time; IR superseded: IR frames replaced by a newer one before any "
