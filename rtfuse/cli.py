@@ -232,6 +232,25 @@ def _bench_live(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from rtfuse.evaluate import evaluate_folder, table, write
+
+    fuser = None
+    if args.fused is None:
+        fuser = _fuser(args)
+    with Progress(console=console, transient=True) as progress:
+        rows = evaluate_folder(Path(args.vis), Path(args.ir), args.fused, fuser, args.reference, progress)
+    what = str(args.fused) if args.fused else f"backend {args.backend}" + (f" ({args.lut})" if args.lut else "")
+    Console(highlight=False, width=200).print(table(rows, f"rtfuse eval: {what} on {len(rows) - 1} pairs", args.per_image))
+    write(rows, args.csv, args.json)
+    for p in (args.csv, args.json):
+        if p:
+            console.print(f"wrote {p}")
+    return 0
+
+
 def cmd_lut_info(args: argparse.Namespace) -> int:
     from rtfuse.fusion.lutfile import load_lut
 
@@ -340,6 +359,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="also write machine-readable results here")
     add_source_args(p)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("eval", help="fusion metrics (EN, SD, SF, AG, MI, SCD, VIF, Qabf, SSIM, CC, PSNR) over pairs",
+                       description="Metrics as the evaluator shared by recent papers computes them (see "
+                       "rtfuse/metrics.py). Pairs are matched by file stem; fused images come from --fused or "
+                       "are made with --backend. Also reports the visible-colour error (chroma) and, with "
+                       "--reference, PSNR against reference images (e.g. a teacher's outputs).")
+    p.add_argument("--vis", required=True, type=Path, help="folder of visible images")
+    p.add_argument("--ir", required=True, type=Path, help="folder of infrared images")
+    p.add_argument("--fused", type=Path, help="folder of fused images to score (else --backend fuses them)")
+    p.add_argument("--reference", type=Path, help="folder of reference images for PSNR")
+    p.add_argument("--per-image", action="store_true", help="print every image, not only the mean")
+    p.add_argument("--csv", type=Path, help="write all rows as CSV")
+    p.add_argument("--json", type=Path, help="write all rows as JSON")
+    _add_backend_args(p)
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("lut", help="inspect or create LUT files")
     lsub = p.add_subparsers(dest="lut_command", required=True, metavar="ACTION")

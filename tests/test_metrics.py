@@ -137,8 +137,9 @@ def test_qabf_matches_scipy_reference(triple):
 @pytest.mark.parametrize("data_range", [2.0, 255.0])
 def test_ssim_matches_skimage(triple, data_range):
     f, a, b = triple
+    # Recent scikit-image computes float32 input in float32; we compute in float64 as the old one did.
     ref = sum(skimage_metrics.structural_similarity(f, x, data_range=data_range) for x in (a, b))
-    assert metrics.ssim(f, a, b, data_range) == pytest.approx(ref, rel=1e-7)
+    assert metrics.ssim(f, a, b, data_range) == pytest.approx(ref, rel=1e-5)
 
 
 def test_psnr_and_chroma():
@@ -147,3 +148,57 @@ def test_psnr_and_chroma():
     assert metrics.psnr(x, x + 1) == pytest.approx(10 * math.log10(255**2))
     vis = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     assert metrics.chroma_error(vis, vis) == 0.0
+
+
+def test_metrics_reproduce_the_published_baselines_on_tno():
+    """METRICS.md lists 'mean' and 'max' on TNO computed with the shared evaluator: we match them."""
+    import rtfuse.images  # noqa: F401
+    from conftest import data_dir
+
+    root = data_dir("tno")
+    rows = {"mean": [], "max": []}
+    for p in sorted((root / "vis").iterdir()):
+        a = metrics.read_gray(next((root / "ir").glob(p.stem + ".*")))
+        b = metrics.read_gray(p)
+        for name, f in (("mean", np.round((a + b) / 2)), ("max", np.maximum(a, b))):
+            rows[name].append([metrics.entropy(f), metrics.sd(f), metrics.sf(f), metrics.mi(f, a, b),
+                               metrics.scd(f, a, b), metrics.vif(f, a, b), metrics.qabf(f, a, b), metrics.ssim(f, a, b)])
+    published = {"mean": [6.233, 26.11, 6.95, 1.602, 1.541, 0.573, 0.356, 1.014],
+                 "max": [6.813, 40.01, 10.06, 4.713, 1.540, 0.924, 0.599, 1.000]}
+    for name, ref in published.items():
+        got = np.mean(rows[name], axis=0)
+        np.testing.assert_allclose(got, ref, atol=0.006, err_msg=name)
+
+
+def test_eval_cli_fused_folder_equals_backend(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from rtfuse.synthetic import SyntheticScene
+
+    scene = SyntheticScene(96, 64, seed=3)
+    for d in ("vis", "ir"):
+        (tmp_path / d).mkdir()
+    for i in range(3):
+        vis, ir = scene.render(i * 7)
+        cv2.imwrite(str(tmp_path / "vis" / f"p{i}.png"), vis)
+        cv2.imwrite(str(tmp_path / "ir" / f"p{i}.png"), ir)
+
+    def cli(*args):
+        r = subprocess.run([sys.executable, "-m", "rtfuse.cli", *map(str, args)], cwd=REPO, capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return r
+
+    cli("fuse", "--vis", tmp_path / "vis", "--ir", tmp_path / "ir", "-o", tmp_path / "fused", "--backend", "lut4d")
+    cli("eval", "--vis", tmp_path / "vis", "--ir", tmp_path / "ir", "--backend", "lut4d", "--json", tmp_path / "a.json",
+        "--csv", tmp_path / "a.csv")
+    cli("eval", "--vis", tmp_path / "vis", "--ir", tmp_path / "ir", "--fused", tmp_path / "fused",
+        "--reference", tmp_path / "fused", "--json", tmp_path / "b.json")
+    a, b = json.loads((tmp_path / "a.json").read_text()), json.loads((tmp_path / "b.json").read_text())
+    for k in metrics.NAMES:
+        assert a["mean"][k] == pytest.approx(b["mean"][k], rel=1e-9)
+    assert b["mean"]["PSNR"] == float("inf")
+    assert (tmp_path / "a.csv").read_text().splitlines()[0].startswith("image,EN,SD")
