@@ -23,13 +23,14 @@ def _add_backend_args(p: argparse.ArgumentParser) -> None:
     from rtfuse.fusion.registry import BACKENDS
 
     p.add_argument("--backend", default="lut", choices=BACKENDS, help="fusion backend (default: lut)")
-    p.add_argument("--lut", type=Path, help="LUT .npz for the lut backends instead of the shipped one")
+    p.add_argument("--weights", "--lut", dest="weights", type=Path,
+                   help="a LUT .npz (lut backends) or network .pt (student, teacher) instead of the shipped one")
 
 
 def _fuser(args: argparse.Namespace):
     from rtfuse.fusion.registry import load_fuser
 
-    return load_fuser(args.backend, path=args.lut)
+    return load_fuser(args.backend, path=args.weights)
 
 
 def cmd_fuse(args: argparse.Namespace) -> int:
@@ -150,7 +151,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         table.add_column(col, justify="left" if col in ("input", "backend") else "right")
     for size in sizes:
         for backend in args.backends:
-            fuser = load_fuser(backend, path=args.lut if backend.startswith("lut") else None)
+            fuser = load_fuser(backend, path=args.weights if backend in ("lut", "lut3d", "lut4d", "teacher") else None)
             if given:
                 vis_spec, ir_spec, label = args.vis, args.ir, f"{Path(args.vis).name} + {Path(args.ir).name}"
             else:
@@ -197,7 +198,7 @@ def _bench_live(args: argparse.Namespace) -> int:
     from rtfuse.sinks.base import NullSink
 
     w, h = args.sizes[0]
-    fuser = load_fuser(args.backends[0], path=args.lut if args.backends[0].startswith("lut") else None)
+    fuser = load_fuser(args.backends[0], path=args.weights)
     fuser(*__import__("rtfuse.synthetic", fromlist=["SyntheticScene"]).SyntheticScene(w, h).render(0))  # JIT warm
     table = Table(title=f"rtfuse bench --live: synthetic cameras {w}x{h}, backend {args.backends[0]}, null sink")
     for col in ("camera fps", "frames", "out fps", "latency median", "latency p95", "budget", "vis dropped",
@@ -242,12 +243,49 @@ def cmd_eval(args: argparse.Namespace) -> int:
         fuser = _fuser(args)
     with Progress(console=console, transient=True) as progress:
         rows = evaluate_folder(Path(args.vis), Path(args.ir), args.fused, fuser, args.reference, progress)
-    what = str(args.fused) if args.fused else f"backend {args.backend}" + (f" ({args.lut})" if args.lut else "")
+    what = str(args.fused) if args.fused else f"backend {args.backend}" + (f" ({args.weights})" if args.weights else "")
     Console(highlight=False, width=200).print(table(rows, f"rtfuse eval: {what} on {len(rows) - 1} pairs", args.per_image))
     write(rows, args.csv, args.json)
     for p in (args.csv, args.json):
         if p:
             console.print(f"wrote {p}")
+    return 0
+
+
+def _train_config(args: argparse.Namespace):
+    from rtfuse.training.train import TrainConfig
+
+    device = args.device
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RtfuseError("--device cuda: no CUDA device is available to torch here")
+    return TrainConfig(data=str(args.data), out=str(args.out), steps=args.steps, batch=args.batch, crop=args.crop,
+                       lr=args.lr, seed=args.seed, device=device, detail=args.detail,
+                       teacher=str(getattr(args, "teacher", "") or ""))
+
+
+def cmd_train_teacher(args: argparse.Namespace) -> int:
+    from rtfuse.training.train import train_teacher
+
+    train_teacher(_train_config(args), console)
+    return 0
+
+
+def cmd_distill_student(args: argparse.Namespace) -> int:
+    from rtfuse.training.train import distill_student
+
+    distill_student(_train_config(args), console)
+    return 0
+
+
+def cmd_distill_lut(args: argparse.Namespace) -> int:
+    from rtfuse.training.lutfit import LutFitConfig, fit_lut
+
+    fit_lut(LutFitConfig(teacher=str(args.teacher), data=str(args.data), out=str(args.output), kind=args.kind,
+                         init=str(args.init or ""), steps=args.steps, batch=args.batch, crop=args.crop,
+                         bank=args.bank, seed=args.seed), console)
     return 0
 
 
@@ -355,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(uses the first of --sizes and --backends)")
     p.add_argument("--rates", type=lambda s: [float(v) for v in s.split(",")], default=[30.0, 60.0],
                    help="camera frame rates for --live (default 30,60)")
-    p.add_argument("--lut", type=Path, help="LUT .npz for the lut backends")
+    p.add_argument("--weights", "--lut", dest="weights", type=Path, help="LUT .npz or network .pt for the backends")
     p.add_argument("--json", type=Path, help="also write machine-readable results here")
     add_source_args(p)
     p.set_defaults(func=cmd_bench)
@@ -374,6 +412,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="write all rows as JSON")
     _add_backend_args(p)
     p.set_defaults(func=cmd_eval)
+
+    def training_args(q: argparse.ArgumentParser, steps: int, out: str) -> None:
+        q.add_argument("--data", type=Path, default=Path("../shared/data/roadscene"),
+                       help="folder with vis/ and ir/ registered pairs (a fixed 20 %% is held out)")
+        q.add_argument("--out", type=Path, default=Path(out), help="run folder: last.pt (resumable) and the result")
+        q.add_argument("--steps", type=int, default=steps, help=f"optimiser steps (default {steps})")
+        q.add_argument("--batch", type=int, default=8)
+        q.add_argument("--crop", type=int, default=128, help="square crop size (default 128)")
+        q.add_argument("--lr", type=float, default=1e-3)
+        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--detail", type=float, default=1.3,
+                       help="gradient target = detail x the stronger source gradient (default 1.3)")
+        q.add_argument("--device", default="cpu", help="cpu or cuda")
+
+    p = sub.add_parser("train", help="train the fusion teacher (needs the torch extra)")
+    tsub = p.add_subparsers(dest="train_command", required=True, metavar="MODEL")
+    q = tsub.add_parser("teacher", help="unsupervised fusion teacher (~3 M parameters, degradation-conditioned)",
+                        description="Trains on random crops of the training split with the fusion losses (SSIM to "
+                        "both sources, L1 to the max intensity, L1 to the (detail x) max Sobel gradient, CbCr L1). "
+                        "Re-running with the same --out resumes from last.pt.")
+    training_args(q, 4000, "runs/teacher")
+    q.set_defaults(func=cmd_train_teacher)
+
+    p = sub.add_parser("distill", help="distill the teacher into the student or into LUTs (needs the torch extra)")
+    dsub = p.add_subparsers(dest="distill_command", required=True, metavar="TARGET")
+    q = dsub.add_parser("student", help="~10x smaller network without condition input (the student backend)",
+                        description="Feature loss (learned 1x1 projection of the bottleneck), output L1 to the "
+                        "teacher, and the base fusion loss. Resumable like train teacher.")
+    training_args(q, 2000, "runs/student")
+    q.add_argument("--teacher", type=Path, required=True, help="teacher checkpoint (runs/teacher/teacher.pt)")
+    q.set_defaults(func=cmd_distill_student)
+    q = dsub.add_parser("lut", help="fit a 3-D or 4-D LUT and its context net to the teacher (the lut backends)",
+                        description="Fits the table and the context net through the PyTorch twin to the teacher's "
+                        "outputs on training crops (L1 + SSIM, monotonicity and TV regularisers) and exports the "
+                        ".npz the Numba kernel loads.")
+    q.add_argument("--teacher", type=Path, required=True, help="teacher checkpoint")
+    q.add_argument("--kind", choices=("3d", "4d"), default="3d")
+    q.add_argument("-o", "--output", type=Path, required=True, help="LUT .npz to write")
+    q.add_argument("--data", type=Path, default=Path("../shared/data/roadscene"))
+    q.add_argument("--init", type=Path, help="start from this LUT (default: the analytic one)")
+    q.add_argument("--steps", type=int, default=1500)
+    q.add_argument("--batch", type=int, default=8)
+    q.add_argument("--crop", type=int, default=192)
+    q.add_argument("--bank", type=int, default=320, help="crops whose teacher outputs are computed once")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=cmd_distill_lut)
 
     p = sub.add_parser("lut", help="inspect or create LUT files")
     lsub = p.add_subparsers(dest="lut_command", required=True, metavar="ACTION")

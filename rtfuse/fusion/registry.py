@@ -19,7 +19,8 @@ SHIPPED_LUTS = {
     "lut3d": "lut3d_untrained.npz",
     "lut4d": "lut4d_untrained.npz",
 }
-BACKENDS = (*SHIPPED_LUTS, "blend")
+SHIPPED_NETS = {"student": "student.pt"}  # the teacher is not shipped (12 MB): pass path=
+BACKENDS = (*SHIPPED_LUTS, "blend", "student", "teacher")
 
 
 def load_fuser(backend: str = "lut", path: str | os.PathLike | None = None, **options) -> Fuser:
@@ -27,8 +28,10 @@ def load_fuser(backend: str = "lut", path: str | os.PathLike | None = None, **op
 
     ``vis_bgr`` is uint8 (H, W, 3) BGR, ``ir`` uint8 (H, W); the result is uint8 (H, W, 3) BGR.
     Backends: ``lut`` (the shipped default LUT), ``lut3d``, ``lut4d``, ``blend`` (option
-    ``alpha``). For the LUT backends ``path`` loads another ``.npz`` LUT instead of the shipped one.
-    Contract violations raise ``ValueError``; the lut backend never imports torch.
+    ``alpha``), ``student`` and ``teacher`` (PyTorch networks, CUDA when available; option
+    ``device``). ``path`` loads another ``.npz`` LUT or ``.pt`` checkpoint instead of the shipped
+    one (the teacher is not shipped and needs it). Contract violations raise ``ValueError``; the
+    lut backends never import torch.
     """
     if backend in SHIPPED_LUTS:
         from rtfuse.fusion.lut import LutFuser
@@ -43,4 +46,17 @@ def load_fuser(backend: str = "lut", path: str | os.PathLike | None = None, **op
         if path is not None:
             raise InputError("the blend backend takes no weights file")
         return BlendFuser(**options)
+    if backend in ("student", "teacher"):
+        try:
+            from rtfuse.fusion.net import NetFuser
+        except ModuleNotFoundError as e:
+            raise InputError(f"the {backend} backend needs PyTorch: pip install 'rtfuse[torch]' ({e})") from None
+        if path is None:
+            if backend == "teacher":
+                raise InputError("the teacher is not shipped: pass its checkpoint (--lut/path runs/teacher/teacher.pt)")
+            path = WEIGHTS_DIR / SHIPPED_NETS[backend]
+        unknown = set(options) - {"device"}
+        if unknown:
+            raise InputError(f"backend {backend!r} takes only the option 'device', got {sorted(unknown)}")
+        return NetFuser(path, name=backend, **options)
     raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

@@ -1,0 +1,43 @@
+"""The ``student`` (and ``teacher``) backends: a fusion network in PyTorch, CUDA when available."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rtfuse.fusion.validate import check_pair
+
+
+class NetFuser:
+    """``fuser(vis_bgr, ir) -> fused_bgr`` with a trained :class:`rtfuse.training.models.FusionNet`.
+
+    The network predicts the fused luma; the visible chroma is kept exactly as in the LUT path.
+    Runs on ``device`` (default: CUDA if torch sees one, else CPU).
+    """
+
+    def __init__(self, path: str | Path, device: str | None = None, name: str = "student") -> None:
+        import torch
+
+        from rtfuse.training.checkpoint import load_model
+
+        self.torch = torch
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.net, ck = load_model(path, self.device)
+        self.arch = ck.get("arch")
+        self.name = name
+        self.path = Path(path)
+
+    def __call__(self, vis: np.ndarray, ir: np.ndarray) -> np.ndarray:
+        vis, ir = check_pair(vis, ir)
+        torch = self.torch
+        with torch.inference_mode():
+            v = torch.from_numpy(vis).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+            i = torch.from_numpy(ir).to(self.device)[None, None].float() / 255.0
+            y = 0.114 * v[:, 0:1] + 0.587 * v[:, 1:2] + 0.299 * v[:, 2:3]
+            fused_y, _ = self.net(y, i)
+            out = ((v + (fused_y - y)).clamp(0, 1) * 255.0).round().to(torch.uint8)
+        return out[0].permute(1, 2, 0).contiguous().cpu().numpy()
+
+    def __repr__(self) -> str:
+        return f"NetFuser({self.arch}, {self.path.name}, {self.device})"

@@ -1,0 +1,1 @@
+"""Offline side: losses, teacher and student networks, distillation into LUTs (needs torch)."""

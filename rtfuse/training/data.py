@@ -1,0 +1,77 @@
+"""Training data: registered IR/visible pairs in memory, a fixed held-out split, random crops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rtfuse.errors import InputError
+from rtfuse.images import list_images, read_ir, read_vis
+
+HELDOUT_FRACTION = 0.2
+SPLIT_SEED = 2025
+
+
+def split_stems(stems: list[str], fraction: float = HELDOUT_FRACTION, seed: int = SPLIT_SEED) -> tuple[list[str], list[str]]:
+    """Deterministic (train, held-out) split of the sorted stems."""
+    stems = sorted(stems)
+    order = np.random.default_rng(seed).permutation(len(stems))
+    n_held = int(round(len(stems) * fraction))
+    held = sorted(stems[i] for i in order[:n_held])
+    return sorted(set(stems) - set(held)), held
+
+
+def load_pairs(root: str | Path, subset: str = "all") -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(stem, vis BGR uint8, IR uint8) for ``root/{vis,ir}``; ``subset`` is all, train or heldout."""
+    root = Path(root)
+    vis, ir = list_images(root / "vis"), list_images(root / "ir")
+    stems = sorted(set(vis) & set(ir))
+    if not stems:
+        raise InputError(f"{root}: no vis/ir pairs (expected {root}/vis and {root}/ir with matching stems)")
+    if subset != "all":
+        train, held = split_stems(stems)
+        stems = train if subset == "train" else held
+    out = []
+    for s in stems:
+        v, i = read_vis(vis[s]), read_ir(ir[s])
+        if v.shape[:2] != i.shape:
+            raise InputError(f"{root}: pair {s} is not registered (sizes {v.shape[:2]} vs {i.shape})")
+        out.append((s, v, i))
+    return out
+
+
+class CropSampler:
+    """Random ``size`` x ``size`` crops with flips from in-memory pairs; seeded, reproducible."""
+
+    def __init__(self, pairs: list[tuple[str, np.ndarray, np.ndarray]], size: int = 128, seed: int = 0) -> None:
+        self.pairs = [(v, i) for _, v, i in pairs if min(i.shape) >= size]
+        if not self.pairs:
+            raise InputError(f"no training pair is at least {size}x{size}")
+        self.size = size
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(vis BGR uint8 (n, 3, s, s), IR uint8 (n, 1, s, s)) as tensors."""
+        s = self.size
+        vs, irs = [], []
+        for _ in range(n):
+            v, i = self.pairs[self.rng.integers(len(self.pairs))]
+            y0 = self.rng.integers(0, i.shape[0] - s + 1)
+            x0 = self.rng.integers(0, i.shape[1] - s + 1)
+            v, i = v[y0 : y0 + s, x0 : x0 + s], i[y0 : y0 + s, x0 : x0 + s]
+            if self.rng.random() < 0.5:
+                v, i = v[:, ::-1], i[:, ::-1]
+            vs.append(np.ascontiguousarray(v.transpose(2, 0, 1)))
+            irs.append(np.ascontiguousarray(i)[None])
+        return torch.from_numpy(np.stack(vs)), torch.from_numpy(np.stack(irs))
+
+
+def to_float(vis_u8: torch.Tensor, ir_u8: torch.Tensor, device: str = "cpu"):
+    """(vis BGR, vis luma, IR) float in [0, 1] on ``device`` from uint8 batches."""
+    from rtfuse.training.losses import bgr_luma
+
+    vis = vis_u8.to(device).float() / 255.0
+    ir = ir_u8.to(device).float() / 255.0
+    return vis, bgr_luma(vis), ir

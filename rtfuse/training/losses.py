@@ -1,0 +1,68 @@
+"""Unsupervised fusion losses (DTPF / LUT-Fuse style) on luma, plus the colour term.
+
+Tensors are float in [0, 1]; luma (B, 1, H, W), BGR (B, 3, H, W).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _gauss(window: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:
+    x = torch.arange(window, dtype=torch.float32, device=device) - (window - 1) / 2
+    g = torch.exp(-(x * x) / (2 * sigma * sigma))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).view(1, 1, window, window)
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11) -> torch.Tensor:
+    """Mean SSIM of single-channel images in [0, 1] (Gaussian 11x11, sigma 1.5, valid region)."""
+    w = _gauss(window, device=x.device).to(x.dtype)
+    mx, my = F.conv2d(x, w), F.conv2d(y, w)
+    vx = F.conv2d(x * x, w) - mx * mx
+    vy = F.conv2d(y * y, w) - my * my
+    vxy = F.conv2d(x * y, w) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mx * my + c1) * (2 * vxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return s.mean()
+
+
+def sobel(x: torch.Tensor) -> torch.Tensor:
+    """|Gx| + |Gy| of (B, 1, H, W) with replicate border."""
+    k = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=x.device, dtype=x.dtype)
+    xp = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    return F.conv2d(xp, k.view(1, 1, 3, 3)).abs() + F.conv2d(xp, k.t().reshape(1, 1, 3, 3)).abs()
+
+
+def bgr_luma(bgr: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma of BGR (B, 3, H, W) in [0, 1] (float)."""
+    return 0.114 * bgr[:, 0:1] + 0.587 * bgr[:, 1:2] + 0.299 * bgr[:, 2:3]
+
+
+def cbcr(bgr: torch.Tensor) -> torch.Tensor:
+    """BT.601 Cb, Cr (centred at 0) of BGR (B, 3, H, W) in [0, 1]."""
+    y = bgr_luma(bgr)
+    return torch.cat([(bgr[:, 0:1] - y) * 0.564, (bgr[:, 2:3] - y) * 0.713], 1)
+
+
+def replace_luma(vis_bgr: torch.Tensor, vis_y: torch.Tensor, fused_y: torch.Tensor) -> torch.Tensor:
+    """Fused BGR: the visible chroma with the fused luma (clip(BGR + Y' - Y)), as the LUT kernel."""
+    return (vis_bgr + (fused_y - vis_y)).clamp(0.0, 1.0)
+
+
+DEFAULT_WEIGHTS = {"ssim": 1.0, "int": 1.0, "grad": 4.0, "color": 2.0}
+
+
+def fusion_loss(fused_y: torch.Tensor, vis_y: torch.Tensor, ir: torch.Tensor, vis_bgr: torch.Tensor,
+                weights: dict[str, float] | None = None, detail: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """The base loss: SSIM to both sources, L1 to the per-pixel max intensity, L1 to the per-pixel
+    max Sobel gradient (times ``detail``, > 1 asks for sharper-than-source edges), and L1 on CbCr of
+    the output BGR to the visible image (non-zero only where brightening clips a channel)."""
+    w = {**DEFAULT_WEIGHTS, **(weights or {})}
+    l_ssim = (1 - ssim(fused_y, vis_y)) + (1 - ssim(fused_y, ir))
+    l_int = (fused_y - torch.maximum(vis_y, ir)).abs().mean()
+    l_grad = (sobel(fused_y) - detail * torch.maximum(sobel(vis_y), sobel(ir))).abs().mean()
+    l_color = (cbcr(replace_luma(vis_bgr, vis_y, fused_y)) - cbcr(vis_bgr)).abs().mean()
+    total = w["ssim"] * l_ssim + w["int"] * l_int + w["grad"] * l_grad + w["color"] * l_color
+    return total, {"ssim": l_ssim.item(), "int": l_int.item(), "grad": l_grad.item(), "color": l_color.item()}

@@ -1,0 +1,122 @@
+"""`rtfuse train teacher` and `rtfuse distill student`: seeded, resumable, with a progress bar."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from rtfuse.training import checkpoint
+from rtfuse.training.data import CropSampler, load_pairs, to_float
+from rtfuse.training.losses import fusion_loss
+from rtfuse.training.models import ARCHS, degradation, n_params
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    steps: int = 4000
+    batch: int = 8
+    crop: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "cpu"
+    detail: float = 1.3  # gradient target = detail * max source gradient (sharper than either source)
+    ckpt_every: int = 250
+    # distillation only
+    teacher: str = ""
+    w_feat: float = 1.0
+    w_out: float = 4.0
+    w_base: float = 1.0
+
+
+def _lr(cfg: TrainConfig, step: int) -> float:
+    warm = min(1.0, (step + 1) / 100)
+    return cfg.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(), console=console)
+
+
+def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
+    """Shared loop of teacher training and student distillation (the latter when cfg.teacher)."""
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    ckpt_path = out / "last.pt"
+    net = ARCHS[arch]().to(cfg.device)
+    proj = None
+    teacher = None
+    if cfg.teacher:
+        teacher, _ = checkpoint.load_model(cfg.teacher, cfg.device)
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        # Learned projection of the student's bottleneck onto the teacher's (feature distillation).
+        proj = torch.nn.Conv2d(net.widths[3], teacher.widths[3], 1).to(cfg.device)
+    params = list(net.parameters()) + (list(proj.parameters()) if proj is not None else [])
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    sampler = CropSampler(load_pairs(cfg.data, "train"), cfg.crop, cfg.seed)
+    start = 0
+    if ckpt_path.is_file():
+        ck = checkpoint.load(ckpt_path, cfg.device)
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        if proj is not None and "proj" in ck:
+            proj.load_state_dict(ck["proj"])
+        sampler.rng.bit_generator.state = ck["sampler"]
+        torch.set_rng_state(ck["torch_rng"])
+        start = int(ck["step"])
+        console.print(f"resuming {ckpt_path} at step {start}")
+    console.print(f"{arch}: {n_params(net):,} parameters; {len(sampler.pairs)} training pairs; "
+                  f"{cfg.steps} steps of {cfg.batch} x {cfg.crop}^2 crops on {cfg.device}")
+
+    def save(step: int) -> None:
+        payload = dict(model=net.state_dict(), opt=opt.state_dict(), step=step, arch=arch, config=asdict(cfg),
+                       sampler=sampler.rng.bit_generator.state, torch_rng=torch.get_rng_state())
+        if proj is not None:
+            payload["proj"] = proj.state_dict()
+        checkpoint.save(ckpt_path, **payload)
+
+    t0 = time.time()
+    with _progress(console) as progress:
+        task = progress.add_task(f"training {arch}", total=cfg.steps, completed=start, loss="-")
+        for step in range(start, cfg.steps):
+            for g in opt.param_groups:
+                g["lr"] = _lr(cfg, step)
+            vis, vis_y, ir = to_float(*sampler.batch(cfg.batch), cfg.device)
+            fused, feat = net(vis_y, ir)
+            loss, terms = fusion_loss(fused, vis_y, ir, vis, detail=cfg.detail)
+            if teacher is not None:
+                with torch.no_grad():
+                    t_out, t_feat = teacher(vis_y, ir, degradation(vis_y, ir))
+                l_feat = F.l1_loss(proj(feat), t_feat)
+                l_out = F.l1_loss(fused, t_out)
+                loss = cfg.w_base * loss + cfg.w_feat * l_feat + cfg.w_out * l_out
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            progress.update(task, advance=1, loss=f"{loss.item():.4f}")
+            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps:
+                save(step + 1)
+    final = out / f"{arch}.pt"
+    checkpoint.save(final, model=net.state_dict(), arch=arch, step=cfg.steps, config=asdict(cfg))
+    console.print(f"wrote {final} ({time.time() - t0:.0f} s this run)")
+    return final
+
+
+def train_teacher(cfg: TrainConfig, console: Console | None = None) -> Path:
+    return _run(cfg, "teacher", console or Console(stderr=True))
+
+
+def distill_student(cfg: TrainConfig, console: Console | None = None) -> Path:
+    if not cfg.teacher:
+        raise ValueError("distilling a student needs --teacher CHECKPOINT")
+    return _run(cfg, "student", console or Console(stderr=True))

@@ -1,0 +1,96 @@
+"""Training side, briefly: losses, teacher training + resume, student and LUT distillation, export."""
+
+import cv2
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the torch extra is not installed")
+
+import rtfuse  # noqa: E402
+from rtfuse.cli import main  # noqa: E402
+from rtfuse.synthetic import SyntheticScene  # noqa: E402
+from rtfuse.training import checkpoint  # noqa: E402
+from rtfuse.training.losses import fusion_loss, sobel, ssim  # noqa: E402
+from rtfuse.training.models import degradation, n_params, student, teacher  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pairs")
+    (d / "vis").mkdir()
+    (d / "ir").mkdir()
+    for k in range(10):
+        vis, ir = SyntheticScene(160, 128, seed=k).render(k)
+        cv2.imwrite(str(d / "vis" / f"{k:03d}.png"), vis)
+        cv2.imwrite(str(d / "ir" / f"{k:03d}.png"), ir)
+    return d
+
+
+def test_losses_behave():
+    x = torch.rand(2, 1, 32, 32)
+    assert ssim(x, x).item() == pytest.approx(1.0, abs=1e-5)
+    assert ssim(x, torch.rand(2, 1, 32, 32)).item() < 0.5
+    assert sobel(torch.ones(1, 1, 8, 8)).abs().max().item() == 0
+    vis = torch.rand(2, 3, 32, 32)
+    y = 0.114 * vis[:, :1] + 0.587 * vis[:, 1:2] + 0.299 * vis[:, 2:]
+    ir = torch.rand(2, 1, 32, 32)
+    good, t_good = fusion_loss(torch.maximum(y, ir), y, ir, vis, detail=1.0)
+    bad, _ = fusion_loss(torch.zeros_like(y), y, ir, vis, detail=1.0)
+    assert good < bad and t_good["int"] == 0.0
+
+
+def test_student_is_a_tenth_of_the_teacher():
+    t, s = teacher(), student()
+    assert 2e6 < n_params(t) < 5e6
+    assert n_params(s) <= 0.1 * n_params(t)
+    y = torch.rand(1, 1, 37, 53)
+    out, feat = t(y, y)
+    assert out.shape == y.shape and 0 <= out.min() and out.max() <= 1
+    assert degradation(y, y).shape == (1, 4)
+
+
+def test_teacher_trains_resumes_and_students_and_luts_distil(dataset, tmp_path, capsys):
+    run = tmp_path / "teacher"
+    common = ["--data", str(dataset), "--batch", "2", "--crop", "64"]
+    assert main(["train", "teacher", *common, "--out", str(run), "--steps", "3"]) == 0
+    first = checkpoint.load(run / "last.pt")
+    assert first["step"] == 3 and first["arch"] == "teacher"
+    assert main(["train", "teacher", *common, "--out", str(run), "--steps", "5"]) == 0
+    assert "resuming" in capsys.readouterr().err
+    assert checkpoint.load(run / "last.pt")["step"] == 5
+
+    assert main(["distill", "student", *common, "--out", str(tmp_path / "student"), "--steps", "2",
+                 "--teacher", str(run / "teacher.pt")]) == 0
+    fuse = rtfuse.load_fuser("student", path=tmp_path / "student" / "student.pt")
+    vis, ir = SyntheticScene(96, 64).render(0)
+    assert fuse(vis, ir).shape == vis.shape
+
+    lut = tmp_path / "lut4d.npz"
+    assert main(["distill", "lut", "--teacher", str(run / "teacher.pt"), "--data", str(dataset), "--kind", "4d",
+                 "-o", str(lut), "--steps", "3", "--bank", "8", "--batch", "2", "--crop", "64"]) == 0
+    f = rtfuse.load_fuser("lut", path=lut)
+    assert not f.model.untrained and f.model.meta["teacher"] == "teacher.pt"
+    assert f(vis, ir).shape == vis.shape
+
+
+def test_reproducible_from_seed(dataset, tmp_path):
+    outs = []
+    for name in ("a", "b"):
+        main(["train", "teacher", "--data", str(dataset), "--batch", "2", "--crop", "64", "--out",
+              str(tmp_path / name), "--steps", "2"])
+        outs.append(checkpoint.load(tmp_path / name / "teacher.pt")["model"])
+    for k in outs[0]:
+        assert torch.equal(outs[0][k], outs[1][k]), k
+
+
+def test_bad_checkpoints_are_refused(tmp_path):
+    from rtfuse.errors import RtfuseError
+
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(RtfuseError, match="not a readable rtfuse checkpoint"):
+        checkpoint.load_model(tmp_path / "junk.pt")
+    torch.save({"arch": "teacher", "model": {"x": torch.zeros(1)}}, tmp_path / "wrong.pt")
+    with pytest.raises(RtfuseError, match="do not fit"):
+        checkpoint.load_model(tmp_path / "wrong.pt")
+    with pytest.raises(ValueError, match="teacher is not shipped"):
+        rtfuse.load_fuser("teacher")
