@@ -242,7 +242,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.fused is None:
         fuser = _fuser(args)
     with Progress(console=console, transient=True) as progress:
-        rows = evaluate_folder(Path(args.vis), Path(args.ir), args.fused, fuser, args.reference, progress)
+        rows = evaluate_folder(Path(args.vis), Path(args.ir), args.fused, fuser, args.reference, progress, args.split)
     what = str(args.fused) if args.fused else f"backend {args.backend}" + (f" ({args.weights})" if args.weights else "")
     Console(highlight=False, width=200).print(table(rows, f"rtfuse eval: {what} on {len(rows) - 1} pairs", args.per_image))
     write(rows, args.csv, args.json)
@@ -252,9 +252,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _torch_threads(args: argparse.Namespace) -> None:
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
 def _train_config(args: argparse.Namespace):
     from rtfuse.training.train import TrainConfig
 
+    _torch_threads(args)
     device = args.device
     if device == "cuda":
         import torch
@@ -283,6 +291,7 @@ def cmd_distill_student(args: argparse.Namespace) -> int:
 def cmd_distill_lut(args: argparse.Namespace) -> int:
     from rtfuse.training.lutfit import LutFitConfig, fit_lut
 
+    _torch_threads(args)
     fit_lut(LutFitConfig(teacher=str(args.teacher), data=str(args.data), out=str(args.output), kind=args.kind,
                          init=str(args.init or ""), steps=args.steps, batch=args.batch, crop=args.crop,
                          bank=args.bank, seed=args.seed), console)
@@ -408,6 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fused", type=Path, help="folder of fused images to score (else --backend fuses them)")
     p.add_argument("--reference", type=Path, help="folder of reference images for PSNR")
     p.add_argument("--per-image", action="store_true", help="print every image, not only the mean")
+    p.add_argument("--split", choices=("all", "train", "heldout"), default="all",
+                   help="score only the fixed training or held-out split of the pairs (as used by rtfuse train)")
     p.add_argument("--csv", type=Path, help="write all rows as CSV")
     p.add_argument("--json", type=Path, help="write all rows as JSON")
     _add_backend_args(p)
@@ -420,11 +431,12 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--steps", type=int, default=steps, help=f"optimiser steps (default {steps})")
         q.add_argument("--batch", type=int, default=8)
         q.add_argument("--crop", type=int, default=128, help="square crop size (default 128)")
-        q.add_argument("--lr", type=float, default=1e-3)
+        q.add_argument("--lr", type=float, default=5e-4)
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--detail", type=float, default=1.3,
                        help="gradient target = detail x the stronger source gradient (default 1.3)")
         q.add_argument("--device", default="cpu", help="cpu or cuda")
+        q.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
 
     p = sub.add_parser("train", help="train the fusion teacher (needs the torch extra)")
     tsub = p.add_subparsers(dest="train_command", required=True, metavar="MODEL")
@@ -457,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--crop", type=int, default=192)
     q.add_argument("--bank", type=int, default=320, help="crops whose teacher outputs are computed once")
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
     q.set_defaults(func=cmd_distill_lut)
 
     p = sub.add_parser("lut", help="inspect or create LUT files")

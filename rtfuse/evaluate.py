@@ -20,12 +20,14 @@ COLUMNS = (*metrics.NAMES, "chroma", "PSNR")
 
 def evaluate_folder(vis_dir: Path, ir_dir: Path, fused_dir: Path | None = None,
                     fuser: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-                    reference_dir: Path | None = None, progress: Progress | None = None) -> dict[str, dict[str, float]]:
+                    reference_dir: Path | None = None, progress: Progress | None = None,
+                    split: str = "all") -> dict[str, dict[str, float]]:
     """Metrics per pair stem (plus ``"mean"``).
 
     Fused images come from ``fused_dir`` (matched by stem) or are made by ``fuser``. ``chroma`` is
     the mean |CbCr(fused) - CbCr(visible)|; ``PSNR`` (colour, dB) is against ``reference_dir``
-    images when given (e.g. a teacher's outputs), else NaN.
+    images when given (e.g. a teacher's outputs), else NaN. ``split``: ``all``, or ``train`` /
+    ``heldout`` for the fixed training split (:func:`rtfuse.training.data.split_stems`).
     """
     if (fused_dir is None) == (fuser is None):
         raise InputError("give fused images (--fused DIR) or a backend (--backend B), not both or neither")
@@ -35,6 +37,11 @@ def evaluate_folder(vis_dir: Path, ir_dir: Path, fused_dir: Path | None = None,
     stems = sorted(set(vis_files) & set(ir_files))
     if not stems:
         raise InputError(f"no image in {vis_dir} shares a file stem with one in {ir_dir}")
+    if split != "all":
+        from rtfuse.training.data import split_stems  # numpy only, no torch
+
+        train, held = split_stems(stems)
+        stems = held if split == "heldout" else train
     if fused_dir is not None:
         missing = [s for s in stems if s not in fused_files]
         if missing:

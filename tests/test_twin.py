@@ -52,6 +52,16 @@ def test_parity_real(kind, dataset, n):
 
 
 @pytest.mark.parametrize("kind", ["3d", "4d"])
+def test_dense_training_path_matches_the_kernel(kind, rng):
+    m = _perturbed(kind, 5)
+    vis, ir = random_pair(rng, 90, 120)
+    with torch.no_grad():
+        bgr, _ = LutFusion(m)(torch.from_numpy(vis).permute(2, 0, 1)[None], torch.from_numpy(ir)[None, None], dense=True)
+    err = np.abs(LutFuser(m)(vis, ir).astype(np.float32) - bgr[0].permute(1, 2, 0).numpy()).max() / 255.0
+    assert err <= 1 / 255
+
+
+@pytest.mark.parametrize("kind", ["3d", "4d"])
 def test_context_maps_agree(kind, rng):
     from rtfuse.fusion.twin import context_net, context_stats, luma
 

@@ -11,6 +11,8 @@ integers). Outputs are float32 in 0..255.
 
 from __future__ import annotations
 
+import numpy as np
+
 try:
     import torch
     import torch.nn.functional as F
@@ -72,6 +74,26 @@ def _grid_pos(v: torch.Tensor, lo: float, hi: float, n: int) -> tuple[torch.Tens
     return i0, p - i0.to(p.dtype)
 
 
+def _gather_lerp(cells: torch.Tensor, cell_idx: torch.Tensor, coords) -> torch.Tensor:
+    """Multilinear interpolation over the trailing axes of ``cells`` (N, *rest) at row ``cell_idx``."""
+    rest = cells.shape[1:]
+    strides = [1] * len(rest)
+    for d in range(len(rest) - 2, -1, -1):
+        strides[d] = strides[d + 1] * rest[d + 1]
+    flat = cells.reshape(-1)
+    row = cell_idx * int(np.prod(rest))
+    out = torch.zeros_like(coords[0][1])
+    for corner in range(1 << len(rest)):
+        idx = row
+        wgt = torch.ones_like(out)
+        for d, (i0, w) in enumerate(coords):
+            bit = (corner >> d) & 1
+            idx = idx + (i0 + bit) * strides[d]
+            wgt = wgt * (w if bit else 1.0 - w)
+        out = out + wgt * flat[idx]
+    return out
+
+
 def multilinear(table: torch.Tensor, coords: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
     """Interpolate ``table`` (D dims) at per-axis (index, weight) pairs of equal shape."""
     strides = [1] * table.dim()
@@ -90,6 +112,22 @@ def multilinear(table: torch.Tensor, coords: list[tuple[torch.Tensor, torch.Tens
     return out
 
 
+def bake_dense(table: torch.Tensor, axes: tuple[str, ...], ranges: list[tuple[float, float]]) -> torch.Tensor:
+    """Differentiable bake: (256, 256, [Ng,] Nc) values at every integer (Y, IR), as the kernels use.
+
+    Exact (Y and IR are integers), so :func:`fuse` with ``dense=True`` computes the same function
+    as the multilinear path with 2 (3-D) or 4 (4-D) reads per pixel instead of 8 or 16.
+    """
+    from rtfuse.fusion.bake import interp_matrix
+
+    iy, ii = axes.index("vis_y"), axes.index("ir")
+    ay = torch.from_numpy(interp_matrix(table.shape[iy], *ranges[iy])).to(table)
+    ai = torch.from_numpy(interp_matrix(table.shape[ii], *ranges[ii])).to(table)
+    if len(axes) == 3:
+        return torch.einsum("yn,im,nmc->yic", ay, ai, table)
+    return torch.einsum("yn,im,ngcm->yigc", ay, ai, table)
+
+
 def fuse(
     vis: torch.Tensor,
     ir: torch.Tensor,
@@ -98,10 +136,13 @@ def fuse(
     ranges: list[tuple[float, float]],
     ctx_layers: list[tuple[torch.Tensor, torch.Tensor]],
     ctx_stride: int,
+    dense: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Fuse a batch. Returns (BGR float (B, 3, H, W) in 0..255, fused luma float (B, 1, H, W) in 0..255).
 
     The BGR output is ``clip(vis + Y' - Y)``, not rounded; the Numba kernel rounds ``Y'``.
+    ``dense`` reads a differentiably baked table (fast, for training) instead of interpolating
+    the native table over all axes; both compute the same values.
     """
     y = luma(vis)
     ir_i = ir.to(torch.int32)
@@ -110,8 +151,17 @@ def fuse(
     values = {"vis_y": y, "ir": ir_i, "context": ctx}
     if "vis_grad" in axes:
         values["vis_grad"] = sobel_l1(y)
-    coords = [_grid_pos(values[a], lo, hi, n) for a, (lo, hi), n in zip(axes, ranges, table.shape)]
-    y_new = multilinear(table, coords) * 255.0
+    if dense:
+        rest = [a for a in axes if a not in ("vis_y", "ir")]  # (context) or (vis_grad, context)
+        rest = sorted(rest, key=lambda a: ("vis_grad", "context").index(a))
+        dense_t = bake_dense(table, axes, ranges)
+        base = (y.long() * 256 + ir_i.long())[..., None]  # flat (Y, IR) cell, trailing axes follow
+        coords = [_grid_pos(values[a], *ranges[axes.index(a)], table.shape[axes.index(a)]) for a in rest]
+        cell = dense_t.reshape(256 * 256, *dense_t.shape[2:])
+        y_new = _gather_lerp(cell, base[..., 0], coords) * 255.0
+    else:
+        coords = [_grid_pos(values[a], lo, hi, n) for a, (lo, hi), n in zip(axes, ranges, table.shape)]
+        y_new = multilinear(table, coords) * 255.0
     bgr = torch.clamp(vis.to(torch.float32) + (y_new - y.to(torch.float32)), 0.0, 255.0)
     return bgr, y_new
 
@@ -133,9 +183,9 @@ class LutFusion(nn.Module):
     def kind(self) -> str:
         return "3d" if self.axes == AXES_3D else "4d"
 
-    def forward(self, vis: torch.Tensor, ir: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, vis: torch.Tensor, ir: torch.Tensor, dense: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         layers = list(zip(self.ctx_w, self.ctx_b))
-        return fuse(vis, ir, self.table, self.axes, self.ranges, layers, self.ctx_stride)
+        return fuse(vis, ir, self.table, self.axes, self.ranges, layers, self.ctx_stride, dense)
 
     def to_model(self, **meta) -> LutModel:
         """Export to the ``.npz``-ready :class:`LutModel` (table clipped to [0, 1])."""

@@ -1,11 +1,13 @@
-"""Training data: registered IR/visible pairs in memory, a fixed held-out split, random crops."""
+"""Training data: registered IR/visible pairs in memory, a fixed held-out split, random crops.
+
+Imports torch only where tensors are made, so the split is usable without it (``rtfuse eval``).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from rtfuse.errors import InputError
 from rtfuse.images import list_images, read_ir, read_vis
@@ -52,8 +54,10 @@ class CropSampler:
         self.size = size
         self.rng = np.random.default_rng(seed)
 
-    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(vis BGR uint8 (n, 3, s, s), IR uint8 (n, 1, s, s)) as tensors."""
+    def batch(self, n: int):
+        """(vis BGR uint8 (n, 3, s, s), IR uint8 (n, 1, s, s)) as torch tensors."""
+        import torch
+
         s = self.size
         vs, irs = [], []
         for _ in range(n):
@@ -68,7 +72,7 @@ class CropSampler:
         return torch.from_numpy(np.stack(vs)), torch.from_numpy(np.stack(irs))
 
 
-def to_float(vis_u8: torch.Tensor, ir_u8: torch.Tensor, device: str = "cpu"):
+def to_float(vis_u8, ir_u8, device: str = "cpu"):
     """(vis BGR, vis luma, IR) float in [0, 1] on ``device`` from uint8 batches."""
     from rtfuse.training.losses import bgr_luma
 

@@ -96,7 +96,7 @@ def fit_lut(cfg: LutFitConfig, console: Console | None = None) -> Path:
             for g, base in zip(opt.param_groups, (cfg.lr_table, cfg.lr_ctx)):
                 g["lr"] = base * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac)))
             idx = torch.from_numpy(rng.integers(0, len(vis_b), cfg.batch))
-            _, y_lut = twin(vis_b[idx], ir_b[idx])
+            _, y_lut = twin(vis_b[idx], ir_b[idx], dense=True)
             y_lut = y_lut / 255.0
             target = y_b[idx].float()
             l1 = (y_lut - target).abs().mean()

@@ -93,6 +93,8 @@ class FusionNet(nn.Module):
         self.up0 = nn.Sequential(nn.Conv2d(w1 + w0, w0, 3, padding=1), nn.LeakyReLU(0.1),
                                  nn.Conv2d(w0, w0, 3, padding=1), nn.LeakyReLU(0.1))
         self.head = nn.Conv2d(w0 + 2, 1, 3, padding=1)
+        nn.init.zeros_(self.head.weight)  # start as the per-pixel max
+        nn.init.zeros_(self.head.bias)
 
     def forward(self, vis_y: torch.Tensor, ir: torch.Tensor, cond: torch.Tensor | None = None):
         h, w = vis_y.shape[-2:]
@@ -113,8 +115,10 @@ class FusionNet(nn.Module):
         x = self.up2(torch.cat([F.interpolate(x, size=f[2].shape[-2:], mode="bilinear", align_corners=False), f[2]], 1))
         x = self.up1(torch.cat([F.interpolate(x, size=f[1].shape[-2:], mode="bilinear", align_corners=False), f[1]], 1))
         x = self.up0(torch.cat([F.interpolate(x, size=f[0].shape[-2:], mode="bilinear", align_corners=False), f[0]], 1))
-        # The head sees both inputs directly: the net learns a correction of the sources.
-        y = torch.sigmoid(self.head(torch.cat([x, vis_y, ir], 1)))
+        # The net predicts a correction of the per-pixel max of the sources; no output squashing
+        # (a sigmoid here saturated and stalled training), just the valid range.
+        base = torch.maximum(vis_y, ir)
+        y = (base + self.head(torch.cat([x, vis_y, ir], 1))).clamp(0.0, 1.0)
         return y[..., :h, :w], feat
 
 

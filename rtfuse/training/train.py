@@ -25,7 +25,7 @@ class TrainConfig:
     steps: int = 4000
     batch: int = 8
     crop: int = 128
-    lr: float = 1e-3
+    lr: float = 5e-4
     seed: int = 0
     device: str = "cpu"
     detail: float = 1.3  # gradient target = detail * max source gradient (sharper than either source)
@@ -102,6 +102,7 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
                 loss = cfg.w_base * loss + cfg.w_feat * l_feat + cfg.w_out * l_out
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             progress.update(task, advance=1, loss=f"{loss.item():.4f}")
             if (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps:
