@@ -96,20 +96,7 @@ def _gather_lerp(cells: torch.Tensor, cell_idx: torch.Tensor, coords) -> torch.T
 
 def multilinear(table: torch.Tensor, coords: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
     """Interpolate ``table`` (D dims) at per-axis (index, weight) pairs of equal shape."""
-    strides = [1] * table.dim()
-    for d in range(table.dim() - 2, -1, -1):
-        strides[d] = strides[d + 1] * table.shape[d + 1]
-    flat = table.reshape(-1)
-    out = torch.zeros_like(coords[0][1], dtype=table.dtype)
-    for corner in range(1 << table.dim()):
-        idx = torch.zeros_like(coords[0][0])
-        wgt = torch.ones_like(out)
-        for d, (i0, w) in enumerate(coords):
-            bit = (corner >> d) & 1
-            idx = idx + (i0 + bit) * strides[d]
-            wgt = wgt * (w if bit else 1.0 - w)
-        out = out + wgt * flat[idx]
-    return out
+    return _gather_lerp(table[None], torch.zeros_like(coords[0][0]), coords)
 
 
 def bake_dense(table: torch.Tensor, axes: tuple[str, ...], ranges: list[tuple[float, float]]) -> torch.Tensor:

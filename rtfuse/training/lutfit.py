@@ -1,8 +1,8 @@
 """`rtfuse distill lut`: fit a 3-D or 4-D LUT and its context net to the teacher's outputs.
 
 The fit runs through the differentiable twin (:mod:`rtfuse.fusion.twin`), so what is trained is
-exactly what the Numba kernel evaluates. Loss: L1 to the teacher's luma + (1 - SSIM), plus a
-monotonicity penalty (fused luma should not fall when visible luma or IR rises) and a total-
+exactly what the Numba kernel evaluates. Loss: L1 to the teacher's luma + (1 - SSIM) + L1 between
+their Sobel gradients (so the table keeps the teacher's detail), plus a monotonicity penalty (fused luma should not fall when visible luma or IR rises) and a total-
 variation smoothness penalty over the table. The export is the plain-array ``.npz`` format.
 """
 
@@ -23,7 +23,7 @@ from rtfuse.fusion.lutfile import load_lut, save_lut
 from rtfuse.fusion.twin import LutFusion
 from rtfuse.training import checkpoint
 from rtfuse.training.data import CropSampler, load_pairs, to_float
-from rtfuse.training.losses import ssim
+from rtfuse.training.losses import sobel, ssim
 from rtfuse.training.models import degradation
 from rtfuse.training.train import _progress
 
@@ -42,6 +42,7 @@ class LutFitConfig:
     lr_table: float = 5e-3
     lr_ctx: float = 2e-3
     w_ssim: float = 1.0
+    w_grad: float = 1.0  # L1 between Sobel gradients of the LUT's and the teacher's luma (keeps detail)
     w_mono: float = 1.0
     w_tv: float = 0.05
     seed: int = 0
@@ -101,8 +102,9 @@ def fit_lut(cfg: LutFitConfig, console: Console | None = None) -> Path:
             target = y_b[idx].float()
             l1 = (y_lut - target).abs().mean()
             l_ssim = 1 - ssim(y_lut.clamp(0, 1), target)
+            l_grad = (sobel(y_lut) - sobel(target)).abs().mean()
             mono, tv = table_regularisers(twin.table, twin.axes)
-            loss = l1 + cfg.w_ssim * l_ssim + cfg.w_mono * mono + cfg.w_tv * tv
+            loss = l1 + cfg.w_ssim * l_ssim + cfg.w_grad * l_grad + cfg.w_mono * mono + cfg.w_tv * tv
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
