@@ -23,12 +23,18 @@ def test_round_trip(tmp_path, kind):
     assert not list(tmp_path.glob("*.part"))
 
 
-@pytest.mark.parametrize("name", sorted(set(SHIPPED_LUTS.values())))
-def test_shipped_luts_load_small_and_labelled(name):
-    path = WEIGHTS_DIR / name
+@pytest.mark.parametrize("path", sorted(WEIGHTS_DIR.glob("*.npz")), ids=lambda p: p.name)
+def test_shipped_luts_load_small_and_labelled(path):
     m = load_lut(path)
     assert path.stat().st_size < 200_000
-    assert m.untrained == ("untrained" in name)
+    assert m.untrained == ("untrained" in path.name)
+    if not m.untrained:
+        assert m.meta["teacher"] and m.meta["final_losses"], "a trained LUT says what it was fitted to"
+
+
+def test_registry_names_shipped_files():
+    for name in SHIPPED_LUTS.values():
+        assert (WEIGHTS_DIR / name).is_file()
 
 
 def _arrays(m):

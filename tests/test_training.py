@@ -94,3 +94,17 @@ def test_bad_checkpoints_are_refused(tmp_path):
         checkpoint.load_model(tmp_path / "wrong.pt")
     with pytest.raises(ValueError, match="teacher is not shipped"):
         rtfuse.load_fuser("teacher")
+
+
+def test_shipped_student_backend():
+    from rtfuse.fusion.registry import WEIGHTS_DIR
+
+    path = WEIGHTS_DIR / "student.pt"
+    assert path.stat().st_size < 5_000_000
+    fuse = rtfuse.load_fuser("student", device="cpu")
+    assert n_params(fuse.net) <= 0.1 * n_params(teacher())
+    vis, ir = SyntheticScene(120, 90, seed=2).render(4)
+    out = fuse(vis, ir)
+    assert out.shape == vis.shape and out.dtype == np.uint8
+    with pytest.raises(ValueError, match="sizes differ"):
+        fuse(vis, ir[:-1])

@@ -21,8 +21,12 @@ class NetFuser:
 
         from rtfuse.training.checkpoint import load_model
 
+        from rtfuse.errors import InputError
+
         self.torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise InputError(f"device {self.device!r} requested, but torch sees no CUDA device; use device='cpu'")
         self.net, ck = load_model(path, self.device)
         self.arch = ck.get("arch")
         self.name = name
