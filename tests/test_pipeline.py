@@ -212,8 +212,11 @@ def test_ctrl_c_finalises_the_output(tmp_path):
     text = proc.communicate(timeout=30)[0]
     assert proc.returncode == 130, text
     assert "interrupted" in text and "Traceback" not in text
-    frames, fps, _ = read_video(out)
-    assert len(frames) > 10 and abs(fps - 30.0) < 2.0  # live: real capture times, not a fixed grid
+    frames, fps, ts = read_video(out)
+    # Live: the file carries the real capture times (frames the encoder could not take are
+    # dropped, not delayed), so the average rate is at most the camera's.
+    assert len(frames) > 10 and 15.0 <= fps <= 30.5
+    assert all(b > a for a, b in zip(ts, ts[1:]))
 
 
 def test_config_file_sets_options_and_cli_overrides(clips, tmp_path):
