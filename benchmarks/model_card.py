@@ -60,8 +60,8 @@ def main() -> None:
 
     from rtfuse import metrics
     from rtfuse.fusion.registry import load_fuser
-    from rtfuse.images import list_images, read_ir, read_vis
-    from rtfuse.training.data import split_stems
+    from rtfuse.images import read_ir, read_vis
+    from rtfuse.training.data import pair_files
 
     numba.set_num_threads(2)
     torch.set_num_threads(2)
@@ -78,10 +78,7 @@ def main() -> None:
         out["models"][name] = {"params": params_of(name, f), "ms_640x480": ms_per_frame(f, 5 if name == "teacher" else 20)}
     for set_name, (folder, split) in SETS.items():
         root = DATA / folder
-        vis_f, ir_f = list_images(root / "vis"), list_images(root / "ir")
-        stems = sorted(set(vis_f) & set(ir_f))
-        if split != "all":
-            stems = split_stems(stems)[1]
+        vis_f, ir_f, stems = pair_files(root / "vis", root / "ir", split)
         rows = {n: [] for n in models}
         for s in stems:
             vis, ir = read_vis(vis_f[s]), read_ir(ir_f[s])

@@ -294,7 +294,7 @@ def cmd_distill_lut(args: argparse.Namespace) -> int:
     _torch_threads(args)
     fit_lut(LutFitConfig(teacher=str(args.teacher), data=str(args.data), out=str(args.output), kind=args.kind,
                          init=str(args.init or ""), steps=args.steps, batch=args.batch, crop=args.crop,
-                         bank=args.bank, seed=args.seed), console)
+                         bank=args.bank, dark=args.dark, seed=args.seed), console)
     return 0
 
 
@@ -468,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--batch", type=int, default=8)
     q.add_argument("--crop", type=int, default=192)
     q.add_argument("--bank", type=int, default=320, help="crops whose teacher outputs are computed once")
+    q.add_argument("--dark", type=float, default=0.5, help="share of crops darkened to cover night scenes (default 0.5)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
     q.set_defaults(func=cmd_distill_lut)

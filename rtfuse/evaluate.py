@@ -14,6 +14,7 @@ from rich.table import Table
 from rtfuse import metrics
 from rtfuse.errors import InputError
 from rtfuse.images import list_images, read_ir, read_vis
+from rtfuse.training.data import pair_files  # numpy only: no torch needed to evaluate
 
 COLUMNS = (*metrics.NAMES, "chroma", "PSNR")
 
@@ -31,17 +32,9 @@ def evaluate_folder(vis_dir: Path, ir_dir: Path, fused_dir: Path | None = None,
     """
     if (fused_dir is None) == (fuser is None):
         raise InputError("give fused images (--fused DIR) or a backend (--backend B), not both or neither")
-    vis_files, ir_files = list_images(vis_dir), list_images(ir_dir)
+    vis_files, ir_files, stems = pair_files(vis_dir, ir_dir, split)
     fused_files = list_images(fused_dir) if fused_dir else {}
     ref_files = list_images(reference_dir) if reference_dir else {}
-    stems = sorted(set(vis_files) & set(ir_files))
-    if not stems:
-        raise InputError(f"no image in {vis_dir} shares a file stem with one in {ir_dir}")
-    if split != "all":
-        from rtfuse.training.data import split_stems  # numpy only, no torch
-
-        train, held = split_stems(stems)
-        stems = held if split == "heldout" else train
     if fused_dir is not None:
         missing = [s for s in stems if s not in fused_files]
         if missing:

@@ -32,6 +32,14 @@ for name in ("lut", "lut3d", "lut4d", "blend"):
     assert out.shape == vis.shape and out.dtype == np.uint8
 from rtfuse.cli import main
 assert main(["lut", "info", "weights/lut3d_untrained.npz"]) == 0
+import os, tempfile, cv2
+from pathlib import Path
+d = Path(tempfile.mkdtemp())
+for sub, img in (("v", vis), ("i", ir)):
+    os.makedirs(d / sub)
+    cv2.imwrite(str(d / sub / "a.png"), img)
+from rtfuse.evaluate import evaluate_folder
+assert evaluate_folder(d / "v", d / "i", fuser=rtfuse.load_fuser("lut"))["mean"]["Qabf"] > 0
 assert "torch" not in sys.modules
 print("OK")
 """

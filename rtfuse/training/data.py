@@ -25,16 +25,22 @@ def split_stems(stems: list[str], fraction: float = HELDOUT_FRACTION, seed: int 
     return sorted(set(stems) - set(held)), held
 
 
-def load_pairs(root: str | Path, subset: str = "all") -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(stem, vis BGR uint8, IR uint8) for ``root/{vis,ir}``; ``subset`` is all, train or heldout."""
-    root = Path(root)
-    vis, ir = list_images(root / "vis"), list_images(root / "ir")
+def pair_files(vis_dir: str | Path, ir_dir: str | Path, subset: str = "all") -> tuple[dict, dict, list[str]]:
+    """(visible files, IR files, sorted stems of the pairs in ``subset``: all, train or heldout)."""
+    vis, ir = list_images(vis_dir), list_images(ir_dir)
     stems = sorted(set(vis) & set(ir))
     if not stems:
-        raise InputError(f"{root}: no vis/ir pairs (expected {root}/vis and {root}/ir with matching stems)")
+        raise InputError(f"no image in {vis_dir} shares a file stem with one in {ir_dir}")
     if subset != "all":
         train, held = split_stems(stems)
         stems = train if subset == "train" else held
+    return vis, ir, stems
+
+
+def load_pairs(root: str | Path, subset: str = "all") -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(stem, vis BGR uint8, IR uint8) for ``root/{vis,ir}``; ``subset`` is all, train or heldout."""
+    root = Path(root)
+    vis, ir, stems = pair_files(root / "vis", root / "ir", subset)
     out = []
     for s in stems:
         v, i = read_vis(vis[s]), read_ir(ir[s])

@@ -39,6 +39,7 @@ class LutFitConfig:
     batch: int = 8
     crop: int = 192
     bank: int = 320  # teacher outputs computed once for this many crops
+    dark: float = 0.5  # share of bank crops whose visible image is darkened (night coverage)
     lr_table: float = 5e-3
     lr_ctx: float = 2e-3
     w_ssim: float = 1.0
@@ -63,10 +64,17 @@ def table_regularisers(table: torch.Tensor, axes: tuple[str, ...]) -> tuple[torc
 def _bank(cfg: LutFitConfig, teacher, console: Console):
     """Crops of the training split with the teacher's fused luma, as uint8 / float16 tensors."""
     sampler = CropSampler(load_pairs(cfg.data, "train"), cfg.crop, cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
     vis_all, ir_all, y_all = [], [], []
     with torch.no_grad():
         for start in range(0, cfg.bank, 16):
             vis_u8, ir_u8 = sampler.batch(min(16, cfg.bank - start))
+            # Daylight training pairs leave the low-luma cells of the table unseen: darken a share
+            # of the visible crops (gain 0.1-0.6) so night scenes are covered too.
+            n = vis_u8.shape[0]
+            gain = torch.where(torch.rand(n, generator=gen) < cfg.dark, 0.1 + 0.5 * torch.rand(n, generator=gen),
+                               torch.ones(n))
+            vis_u8 = (vis_u8.float() * gain[:, None, None, None]).round().to(torch.uint8)
             _, vis_y, ir = to_float(vis_u8, ir_u8)
             y, _ = teacher(vis_y, ir, degradation(vis_y, ir))
             vis_all.append(vis_u8)
