@@ -196,10 +196,11 @@ def _bench_live(args: argparse.Namespace) -> int:
     from rtfuse.fusion.registry import load_fuser
     from rtfuse.runner import build
     from rtfuse.sinks.base import NullSink
+    from rtfuse.synthetic import SyntheticScene
 
     w, h = args.sizes[0]
     fuser = load_fuser(args.backends[0], path=args.weights)
-    fuser(*__import__("rtfuse.synthetic", fromlist=["SyntheticScene"]).SyntheticScene(w, h).render(0))  # JIT warm
+    fuser(*SyntheticScene(w, h).render(0))  # compile / warm up before timing
     table = Table(title=f"rtfuse bench --live: synthetic cameras {w}x{h}, backend {args.backends[0]}, null sink")
     for col in ("camera fps", "frames", "out fps", "latency median", "latency p95", "budget", "vis dropped",
                 "IR superseded", "RSS start", "RSS @1000", "RSS end"):
