@@ -271,7 +271,7 @@ def _train_config(args: argparse.Namespace):
         if not torch.cuda.is_available():
             raise RtfuseError("--device cuda: no CUDA device is available to torch here")
     return TrainConfig(data=str(args.data), out=str(args.out), steps=args.steps, batch=args.batch, crop=args.crop,
-                       lr=args.lr, seed=args.seed, device=device, detail=args.detail,
+                       lr=args.lr, seed=args.seed, device=device, detail=args.detail, detail_edges=args.detail_edges,
                        teacher=str(getattr(args, "teacher", "") or ""))
 
 
@@ -436,6 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--detail", type=float, default=1.3,
                        help="gradient target = detail x the stronger source gradient (default 1.3)")
+        q.add_argument("--detail-edges", type=float, default=0.0,
+                       help="apply --detail only where the stronger source's Sobel |Gx|+|Gy| (0..8) exceeds this")
         q.add_argument("--device", default="cpu", help="cpu or cuda")
         q.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
 

@@ -37,6 +37,10 @@ def test_losses_behave():
     good, t_good = fusion_loss(torch.maximum(y, ir), y, ir, vis, detail=1.0)
     bad, _ = fusion_loss(torch.zeros_like(y), y, ir, vis, detail=1.0)
     assert good < bad and t_good["int"] == 0.0
+    # detail only at edges above a threshold no pixel reaches = no detail boost at all
+    sharp, _ = fusion_loss(torch.maximum(y, ir), y, ir, vis, detail=1.5)
+    edges_none, _ = fusion_loss(torch.maximum(y, ir), y, ir, vis, detail=1.5, detail_edges=100.0)
+    assert edges_none.item() == pytest.approx(good.item()) and sharp > good
 
 
 def test_student_is_a_tenth_of_the_teacher():

@@ -55,14 +55,19 @@ DEFAULT_WEIGHTS = {"ssim": 1.0, "int": 1.0, "grad": 4.0, "color": 2.0}
 
 
 def fusion_loss(fused_y: torch.Tensor, vis_y: torch.Tensor, ir: torch.Tensor, vis_bgr: torch.Tensor,
-                weights: dict[str, float] | None = None, detail: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+                weights: dict[str, float] | None = None, detail: float = 1.0,
+                detail_edges: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
     """The base loss: SSIM to both sources, L1 to the per-pixel max intensity, L1 to the per-pixel
-    max Sobel gradient (times ``detail``, > 1 asks for sharper-than-source edges), and L1 on CbCr of
-    the output BGR to the visible image (non-zero only where brightening clips a channel)."""
+    max Sobel gradient (times ``detail``, > 1 asks for sharper-than-source edges; with
+    ``detail_edges`` > 0 only where that max gradient exceeds it, so flat and textured areas keep
+    their source values), and L1 on CbCr of the output BGR to the visible image (non-zero only
+    where brightening clips a channel)."""
     w = {**DEFAULT_WEIGHTS, **(weights or {})}
     l_ssim = (1 - ssim(fused_y, vis_y)) + (1 - ssim(fused_y, ir))
     l_int = (fused_y - torch.maximum(vis_y, ir)).abs().mean()
-    l_grad = (sobel(fused_y) - detail * torch.maximum(sobel(vis_y), sobel(ir))).abs().mean()
+    g_max = torch.maximum(sobel(vis_y), sobel(ir))
+    boost = 1 + (detail - 1) * (g_max > detail_edges).to(g_max.dtype) if detail_edges > 0 else detail
+    l_grad = (sobel(fused_y) - boost * g_max).abs().mean()
     l_color = (cbcr(replace_luma(vis_bgr, vis_y, fused_y)) - cbcr(vis_bgr)).abs().mean()
     total = w["ssim"] * l_ssim + w["int"] * l_int + w["grad"] * l_grad + w["color"] * l_color
     return total, {"ssim": l_ssim.item(), "int": l_int.item(), "grad": l_grad.item(), "color": l_color.item()}

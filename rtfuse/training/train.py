@@ -29,6 +29,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     detail: float = 1.3  # gradient target = detail * max source gradient (sharper than either source)
+    detail_edges: float = 0.0  # > 0: apply detail only where the max source gradient exceeds this
     ckpt_every: int = 250
     # distillation only
     teacher: str = ""
@@ -93,7 +94,7 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
                 g["lr"] = _lr(cfg, step)
             vis, vis_y, ir = to_float(*sampler.batch(cfg.batch), cfg.device)
             fused, feat = net(vis_y, ir)
-            loss, terms = fusion_loss(fused, vis_y, ir, vis, detail=cfg.detail)
+            loss, terms = fusion_loss(fused, vis_y, ir, vis, detail=cfg.detail, detail_edges=cfg.detail_edges)
             if teacher is not None:
                 with torch.no_grad():
                     t_out, t_feat = teacher(vis_y, ir, degradation(vis_y, ir))
