@@ -57,7 +57,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
 def _fuse_videos(args: argparse.Namespace, fuser) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from rtfuse.runner import build, run_and_report, video_sink
+    from rtfuse.runner import build, print_summary, run_pipeline, video_sink
 
     sink = video_sink(Path(args.output), args)
     pipe = build(args, args.vis, args.ir, [sink], fuser)
@@ -74,12 +74,9 @@ def _fuse_videos(args: argparse.Namespace, fuser) -> int:
                 progress.update(task, completed=n, fps=f"{n / (time.perf_counter() - t0):.0f} fps")
 
         pipe.on_frame = on_frame
-        report = run_and_report(pipe, console, "rtfuse fuse", quiet=True)
+        report = run_pipeline(pipe, console)
         progress.update(task, completed=report.stats.frames_out)
-    console.print(report.stats.table("rtfuse fuse"))
-    from rtfuse.runner import _notes
-
-    _notes(pipe, console)
+    print_summary(pipe, report, console, "rtfuse fuse")
     return 130 if report.interrupted else 0
 
 

@@ -80,19 +80,27 @@ def build(args: argparse.Namespace, vis_spec: str, ir_spec: str, sinks: list[Sin
                     reconnect_timeout=args.reconnect_timeout)
 
 
-def run_and_report(pipe: Pipeline, console: Console, title: str, quiet: bool = False) -> RunReport:
-    """Run; print the sources, statistics, pairing notes and outputs (also after a failure)."""
+def run_pipeline(pipe: Pipeline, console: Console) -> RunReport:
+    """Run; after a failure, still print the pairing notes and what the sinks finalised."""
     try:
-        report = pipe.run()
+        return pipe.run()
     except PipelineError:
         _notes(pipe, console)
         raise
-    if not quiet:
-        console.print(f"visible: {pipe.vis.describe()} | IR: {pipe.ir.describe()}")
-        console.print(report.stats.table(title))
-        _notes(pipe, console)
+
+
+def print_summary(pipe: Pipeline, report: RunReport, console: Console, title: str) -> None:
+    """The sources, the statistics table, the pairing notes and the outputs written."""
+    console.print(f"visible: {pipe.vis.describe()} | IR: {pipe.ir.describe()}")
+    console.print(report.stats.table(title))
+    _notes(pipe, console)
     if report.interrupted:
         console.print("[yellow]interrupted (Ctrl-C); outputs were finalised[/]")
+
+
+def run_and_report(pipe: Pipeline, console: Console, title: str) -> RunReport:
+    report = run_pipeline(pipe, console)
+    print_summary(pipe, report, console, title)
     return report
 
 

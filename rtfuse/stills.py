@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
 import cv2
 import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from rtfuse.errors import InputError, RtfuseError
+from rtfuse.fusion.registry import Fuser
 from rtfuse.images import list_images, read_ir, read_vis, write_image
-
-Fuser = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def load_pair(vis_path: Path, ir_path: Path, resize_ir: bool = False) -> tuple[np.ndarray, np.ndarray]:
