@@ -11,6 +11,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from rtfuse.calib.commands import add_parser as add_calibrate_parser
 from rtfuse.errors import RtfuseError
 from rtfuse.runner import add_output_args, add_source_args, size_arg
 from rtfuse.sinks.window import KEYS_HELP
@@ -296,6 +297,10 @@ def cmd_distill_lut(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    return args.calib_func(args, console)
+
+
 def cmd_lut_info(args: argparse.Namespace) -> int:
     from rtfuse.fusion.lutfile import load_lut
 
@@ -472,6 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
     q.set_defaults(func=cmd_distill_lut)
+
+    add_calibrate_parser(sub, size_arg)
+    sub.choices["calibrate"].set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("lut", help="inspect or create LUT files")
     lsub = p.add_subparsers(dest="lut_command", required=True, metavar="ACTION")
