@@ -291,9 +291,9 @@ def cmd_distill_lut(args: argparse.Namespace) -> int:
     from rtfuse.training.lutfit import LutFitConfig, fit_lut
 
     _torch_threads(args)
-    fit_lut(LutFitConfig(teacher=str(args.teacher), data=str(args.data), out=str(args.output), kind=args.kind,
+    fit_lut(LutFitConfig(teacher=str(args.teacher), data=[str(d) for d in args.data], out=str(args.output), kind=args.kind,
                          init=str(args.init or ""), steps=args.steps, batch=args.batch, crop=args.crop,
-                         bank=args.bank, dark=args.dark, seed=args.seed), console)
+                         bank=args.bank, dark=args.dark, ir_dark=args.ir_dark, w_grad=args.grad_weight, seed=args.seed), console)
     return 0
 
 
@@ -467,13 +467,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--teacher", type=Path, required=True, help="teacher checkpoint")
     q.add_argument("--kind", choices=("3d", "4d"), default="3d")
     q.add_argument("-o", "--output", type=Path, required=True, help="LUT .npz to write")
-    q.add_argument("--data", type=Path, default=Path("../shared/data/roadscene"))
+    q.add_argument("--data", type=Path, nargs="+", default=[Path("../shared/data/roadscene")],
+                   help="one or more folders with vis/ and ir/ pairs; the training split of each is used "
+                   "(the teacher needs no labels, so any registered pairs help)")
     q.add_argument("--init", type=Path, help="start from this LUT (default: the analytic one)")
     q.add_argument("--steps", type=int, default=1500)
     q.add_argument("--batch", type=int, default=8)
     q.add_argument("--crop", type=int, default=192)
     q.add_argument("--bank", type=int, default=320, help="crops whose teacher outputs are computed once")
     q.add_argument("--dark", type=float, default=0.5, help="share of crops darkened to cover night scenes (default 0.5)")
+    q.add_argument("--grad-weight", type=float, default=1.0,
+                   help="weight of the Sobel-gradient L1 to the teacher (keeps its detail; default 1.0)")
+    q.add_argument("--ir-dark", type=float, default=0.5,
+                   help="share of crops with the IR darkened (gain 0.2-0.7) to cover cold scenes (default 0.5)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
     q.set_defaults(func=cmd_distill_lut)

@@ -31,7 +31,7 @@ from rtfuse.training.train import _progress
 @dataclass
 class LutFitConfig:
     teacher: str
-    data: str
+    data: list[str]  # folders with vis/ and ir/; the training split of each is used
     out: str
     kind: str = "3d"
     init: str = ""  # a LUT .npz to start from (default: the analytic one of this kind)
@@ -40,6 +40,7 @@ class LutFitConfig:
     crop: int = 192
     bank: int = 320  # teacher outputs computed once for this many crops
     dark: float = 0.5  # share of bank crops whose visible image is darkened (night coverage)
+    ir_dark: float = 0.5  # share of bank crops whose IR is darkened (cold scenes, other AGC settings)
     lr_table: float = 5e-3
     lr_ctx: float = 2e-3
     w_ssim: float = 1.0
@@ -61,20 +62,29 @@ def table_regularisers(table: torch.Tensor, axes: tuple[str, ...]) -> tuple[torc
     return mono, tv
 
 
+def _darken(img_u8: torch.Tensor, share: float, gains: tuple[float, float], gen: torch.Generator) -> torch.Tensor:
+    """Scale a random ``share`` of the (n, c, h, w) uint8 batch by a gain drawn from ``gains``."""
+    n = img_u8.shape[0]
+    lo, hi = gains
+    gain = torch.where(torch.rand(n, generator=gen) < share, lo + (hi - lo) * torch.rand(n, generator=gen),
+                       torch.ones(n))
+    return (img_u8.float() * gain[:, None, None, None]).round().to(torch.uint8)
+
+
 def _bank(cfg: LutFitConfig, teacher, console: Console):
     """Crops of the training split with the teacher's fused luma, as uint8 / float16 tensors."""
-    sampler = CropSampler(load_pairs(cfg.data, "train"), cfg.crop, cfg.seed)
+    pairs = [p for root in cfg.data for p in load_pairs(root, "train")]
+    sampler = CropSampler(pairs, cfg.crop, cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     vis_all, ir_all, y_all = [], [], []
     with torch.no_grad():
         for start in range(0, cfg.bank, 16):
             vis_u8, ir_u8 = sampler.batch(min(16, cfg.bank - start))
-            # Daylight training pairs leave the low-luma cells of the table unseen: darken a share
-            # of the visible crops (gain 0.1-0.6) so night scenes are covered too.
-            n = vis_u8.shape[0]
-            gain = torch.where(torch.rand(n, generator=gen) < cfg.dark, 0.1 + 0.5 * torch.rand(n, generator=gen),
-                               torch.ones(n))
-            vis_u8 = (vis_u8.float() * gain[:, None, None, None]).round().to(torch.uint8)
+            # Bright daylight pairs leave the low cells of the table unseen: darken a share of the
+            # visible crops (night scenes) and, independently, of the IR crops (cold scenes and
+            # other AGC settings put thermal frames at a mean of 20-40 rather than ~120).
+            vis_u8 = _darken(vis_u8, cfg.dark, (0.1, 0.6), gen)
+            ir_u8 = _darken(ir_u8, cfg.ir_dark, (0.2, 0.7), gen)
             _, vis_y, ir = to_float(vis_u8, ir_u8)
             y, _ = teacher(vis_y, ir, degradation(vis_y, ir))
             vis_all.append(vis_u8)
