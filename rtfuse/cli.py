@@ -270,7 +270,7 @@ def _train_config(args: argparse.Namespace):
             raise RtfuseError("--device cuda: no CUDA device is available to torch here")
     return TrainConfig(data=str(args.data), out=str(args.out), steps=args.steps, batch=args.batch, crop=args.crop,
                        lr=args.lr, seed=args.seed, device=device, detail=args.detail, detail_edges=args.detail_edges,
-                       teacher=str(getattr(args, "teacher", "") or ""))
+                       dark=args.dark, ir_dark=args.ir_dark, teacher=str(getattr(args, "teacher", "") or ""))
 
 
 def cmd_train_teacher(args: argparse.Namespace) -> int:
@@ -293,7 +293,7 @@ def cmd_distill_lut(args: argparse.Namespace) -> int:
     _torch_threads(args)
     fit_lut(LutFitConfig(teacher=str(args.teacher), data=[str(d) for d in args.data], out=str(args.output), kind=args.kind,
                          init=str(args.init or ""), steps=args.steps, batch=args.batch, crop=args.crop,
-                         bank=args.bank, dark=args.dark, ir_dark=args.ir_dark, w_grad=args.grad_weight, seed=args.seed), console)
+                         bank=args.bank, dark=args.dark, ir_dark=args.ir_dark, w_grad=args.grad_weight, ctx_bins=args.context_bins, seed=args.seed), console)
     return 0
 
 
@@ -440,6 +440,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="gradient target = detail x the stronger source gradient (default 1.3)")
         q.add_argument("--detail-edges", type=float, default=0.0,
                        help="apply --detail only where the stronger source's Sobel |Gx|+|Gy| (0..8) exceeds this")
+        q.add_argument("--dark", type=float, default=0.0,
+                       help="share of crops with the visible darkened (gain 0.1-0.6), for night scenes (default 0)")
+        q.add_argument("--ir-dark", type=float, default=0.0,
+                       help="share of crops with the IR darkened (gain 0.2-0.7), for cold scenes (default 0)")
         q.add_argument("--device", default="cpu", help="cpu or cuda")
         q.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
 
@@ -471,6 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one or more folders with vis/ and ir/ pairs; the training split of each is used "
                    "(the teacher needs no labels, so any registered pairs help)")
     q.add_argument("--init", type=Path, help="start from this LUT (default: the analytic one)")
+    q.add_argument("--context-bins", type=int, default=8,
+                   help="nodes on the table's context axis when starting fresh (default 8)")
     q.add_argument("--steps", type=int, default=1500)
     q.add_argument("--batch", type=int, default=8)
     q.add_argument("--crop", type=int, default=192)

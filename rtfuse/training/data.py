@@ -78,6 +78,32 @@ class CropSampler:
         return torch.from_numpy(np.stack(vs)), torch.from_numpy(np.stack(irs))
 
 
+VIS_DARK_GAINS = (0.1, 0.6)
+IR_DARK_GAINS = (0.2, 0.7)
+
+
+def darken(vis_u8, ir_u8, vis_share: float, ir_share: float, gen=None):
+    """Scale a random share of the visible and, independently, of the IR crops of a uint8 batch
+    (n, c, h, w) by gains drawn from VIS_DARK_GAINS / IR_DARK_GAINS.
+
+    Bright daylight pairs leave the low cells of a LUT (and a network's dark-scene behaviour)
+    unseen: darkened visible crops stand for night scenes, darkened IR for cold scenes and other
+    AGC settings (thermal frames at a mean of 20-40 rather than ~120).
+    """
+    import torch
+
+    def scale(img, share, gains):
+        if share <= 0:  # draw nothing: runs without darkening keep their random sequence
+            return img
+        n = img.shape[0]
+        lo, hi = gains
+        gain = torch.where(torch.rand(n, generator=gen) < share, lo + (hi - lo) * torch.rand(n, generator=gen),
+                           torch.ones(n))
+        return (img.float() * gain[:, None, None, None]).round().to(torch.uint8)
+
+    return scale(vis_u8, vis_share, VIS_DARK_GAINS), scale(ir_u8, ir_share, IR_DARK_GAINS)
+
+
 def to_float(vis_u8, ir_u8, device: str = "cpu"):
     """(vis BGR, vis luma, IR) float in [0, 1] on ``device`` from uint8 batches."""
     from rtfuse.training.losses import bgr_luma

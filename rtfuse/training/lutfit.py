@@ -22,7 +22,7 @@ from rtfuse.fusion.initial import analytic_lut
 from rtfuse.fusion.lutfile import load_lut, save_lut
 from rtfuse.fusion.twin import LutFusion
 from rtfuse.training import checkpoint
-from rtfuse.training.data import CropSampler, load_pairs, to_float
+from rtfuse.training.data import CropSampler, darken, load_pairs, to_float
 from rtfuse.training.losses import sobel, ssim
 from rtfuse.training.models import degradation
 from rtfuse.training.train import _progress
@@ -35,6 +35,7 @@ class LutFitConfig:
     out: str
     kind: str = "3d"
     init: str = ""  # a LUT .npz to start from (default: the analytic one of this kind)
+    ctx_bins: int = 8  # nodes on the context axis of a fresh table (finer: sharper local contrast)
     steps: int = 1500
     batch: int = 8
     crop: int = 192
@@ -62,15 +63,6 @@ def table_regularisers(table: torch.Tensor, axes: tuple[str, ...]) -> tuple[torc
     return mono, tv
 
 
-def _darken(img_u8: torch.Tensor, share: float, gains: tuple[float, float], gen: torch.Generator) -> torch.Tensor:
-    """Scale a random ``share`` of the (n, c, h, w) uint8 batch by a gain drawn from ``gains``."""
-    n = img_u8.shape[0]
-    lo, hi = gains
-    gain = torch.where(torch.rand(n, generator=gen) < share, lo + (hi - lo) * torch.rand(n, generator=gen),
-                       torch.ones(n))
-    return (img_u8.float() * gain[:, None, None, None]).round().to(torch.uint8)
-
-
 def _bank(cfg: LutFitConfig, teacher, console: Console):
     """Crops of the training split with the teacher's fused luma, as uint8 / float16 tensors."""
     pairs = [p for root in cfg.data for p in load_pairs(root, "train")]
@@ -83,8 +75,7 @@ def _bank(cfg: LutFitConfig, teacher, console: Console):
             # Bright daylight pairs leave the low cells of the table unseen: darken a share of the
             # visible crops (night scenes) and, independently, of the IR crops (cold scenes and
             # other AGC settings put thermal frames at a mean of 20-40 rather than ~120).
-            vis_u8 = _darken(vis_u8, cfg.dark, (0.1, 0.6), gen)
-            ir_u8 = _darken(ir_u8, cfg.ir_dark, (0.2, 0.7), gen)
+            vis_u8, ir_u8 = darken(vis_u8, ir_u8, cfg.dark, cfg.ir_dark, gen)
             _, vis_y, ir = to_float(vis_u8, ir_u8)
             y, _ = teacher(vis_y, ir, degradation(vis_y, ir))
             vis_all.append(vis_u8)
@@ -98,7 +89,7 @@ def fit_lut(cfg: LutFitConfig, console: Console | None = None) -> Path:
     console = console or Console(stderr=True)
     torch.manual_seed(cfg.seed)
     teacher, tck = checkpoint.load_model(cfg.teacher)
-    model = load_lut(cfg.init) if cfg.init else analytic_lut(cfg.kind)
+    model = load_lut(cfg.init) if cfg.init else analytic_lut(cfg.kind, n_ctx=cfg.ctx_bins)
     twin = LutFusion(model)
     opt = torch.optim.Adam([
         {"params": [twin.table], "lr": cfg.lr_table},

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from rtfuse.training import checkpoint
-from rtfuse.training.data import CropSampler, load_pairs, to_float
+from rtfuse.training.data import CropSampler, darken, load_pairs, to_float
 from rtfuse.training.losses import fusion_loss
 from rtfuse.training.models import ARCHS, degradation, n_params
 
@@ -31,6 +31,8 @@ class TrainConfig:
     detail: float = 1.3  # gradient target = detail * max source gradient (sharper than either source)
     detail_edges: float = 0.0  # > 0: apply detail only where the max source gradient exceeds this
     ckpt_every: int = 250
+    dark: float = 0.0  # share of crops with the visible darkened (night coverage), see data.darken
+    ir_dark: float = 0.0  # share of crops with the IR darkened
     # distillation only
     teacher: str = ""
     w_feat: float = 1.0
@@ -92,7 +94,7 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
         for step in range(start, cfg.steps):
             for g in opt.param_groups:
                 g["lr"] = _lr(cfg, step)
-            vis, vis_y, ir = to_float(*sampler.batch(cfg.batch), cfg.device)
+            vis, vis_y, ir = to_float(*darken(*sampler.batch(cfg.batch), cfg.dark, cfg.ir_dark), cfg.device)
             fused, feat = net(vis_y, ir)
             loss, terms = fusion_loss(fused, vis_y, ir, vis, detail=cfg.detail, detail_edges=cfg.detail_edges)
             if teacher is not None:
