@@ -293,7 +293,8 @@ def cmd_distill_lut(args: argparse.Namespace) -> int:
     _torch_threads(args)
     fit_lut(LutFitConfig(teacher=str(args.teacher), data=[str(d) for d in args.data], out=str(args.output), kind=args.kind,
                          init=str(args.init or ""), steps=args.steps, batch=args.batch, crop=args.crop,
-                         bank=args.bank, dark=args.dark, ir_dark=args.ir_dark, w_grad=args.grad_weight, ctx_bins=args.context_bins, seed=args.seed), console)
+                         bank=args.bank, dark=args.dark, ir_dark=args.ir_dark, w_grad=args.grad_weight, ctx_bins=args.context_bins, seed=args.seed,
+                         ckpt=str(args.ckpt or "")), console)
     return 0
 
 
@@ -475,6 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one or more folders with vis/ and ir/ pairs; the training split of each is used "
                    "(the teacher needs no labels, so any registered pairs help)")
     q.add_argument("--init", type=Path, help="start from this LUT (default: the analytic one)")
+    q.add_argument("--ckpt", type=Path, help="resumable state: re-running the command continues from it "
+                   "(default runs/lutfit/<output stem>.last.pt)")
     q.add_argument("--context-bins", type=int, default=8,
                    help="nodes on the table's context axis when starting fresh (default 8)")
     q.add_argument("--steps", type=int, default=1500)

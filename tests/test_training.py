@@ -70,8 +70,15 @@ def test_teacher_trains_resumes_and_students_and_luts_distil(dataset, tmp_path, 
     assert fuse(vis, ir).shape == vis.shape
 
     lut = tmp_path / "lut4d.npz"
-    assert main(["distill", "lut", "--teacher", str(run / "teacher.pt"), "--data", str(dataset), "--kind", "4d",
-                 "-o", str(lut), "--steps", "3", "--bank", "8", "--batch", "2", "--crop", "64"]) == 0
+    lut_args = ["distill", "lut", "--teacher", str(run / "teacher.pt"), "--data", str(dataset), "--kind", "4d",
+                "-o", str(lut), "--bank", "8", "--batch", "2", "--crop", "64", "--ckpt", str(tmp_path / "lut.pt")]
+    assert main([*lut_args, "--steps", "2"]) == 0
+    assert checkpoint.load(tmp_path / "lut.pt")["step"] == 2
+    capsys.readouterr()
+    assert main([*lut_args, "--steps", "3"]) == 0
+    assert "resuming" in capsys.readouterr().err and checkpoint.load(tmp_path / "lut.pt")["step"] == 3
+    assert main([*lut_args, "--steps", "3", "--dark", "0.2"]) == 1  # other settings: refused, not mixed
+    assert "other settings (dark)" in capsys.readouterr().err
     f = rtfuse.load_fuser("lut", path=lut)
     assert not f.model.untrained and f.model.meta["teacher"] == "teacher.pt"
     assert f(vis, ir).shape == vis.shape

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 
+from rtfuse.errors import RtfuseError
 from rtfuse.fusion.initial import analytic_lut
 from rtfuse.fusion.lutfile import load_lut, save_lut
 from rtfuse.fusion.twin import LutFusion
@@ -49,6 +50,16 @@ class LutFitConfig:
     w_mono: float = 1.0
     w_tv: float = 0.05
     seed: int = 0
+    ckpt: str = ""  # resumable state (default: runs/lutfit/<output stem>.last.pt)
+    ckpt_every: int = 250
+
+
+# what must match for a checkpoint to be resumed (steps may grow, like the networks' --steps)
+_RESUME_KEYS = ("teacher", "data", "kind", "init", "ctx_bins", "batch", "crop", "bank", "dark", "ir_dark", "seed")
+
+
+def checkpoint_path(cfg: LutFitConfig) -> Path:
+    return Path(cfg.ckpt) if cfg.ckpt else Path("runs") / "lutfit" / f"{Path(cfg.out).stem}.last.pt"
 
 
 def table_regularisers(table: torch.Tensor, axes: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,16 +106,34 @@ def fit_lut(cfg: LutFitConfig, console: Console | None = None) -> Path:
         {"params": [twin.table], "lr": cfg.lr_table},
         {"params": list(twin.ctx_w) + list(twin.ctx_b), "lr": cfg.lr_ctx},
     ])
-    vis_b, ir_b, y_b = _bank(cfg, teacher, console)
     rng = np.random.default_rng(cfg.seed)
+    ckpt = checkpoint_path(cfg)
+    start, last = 0, {}
+    if ckpt.is_file():
+        ck = checkpoint.load(ckpt)
+        theirs = ck.get("config", {})
+        diff = [k for k in _RESUME_KEYS if theirs.get(k) != asdict(cfg)[k]]
+        if diff:
+            raise RtfuseError(f"{ckpt} was made with other settings ({', '.join(diff)}); delete it or pass "
+                              "--ckpt to start a new fit")
+        twin.load_state_dict(ck["twin"])
+        opt.load_state_dict(ck["opt"])
+        rng.bit_generator.state = ck["rng"]
+        start, last = int(ck["step"]), ck.get("last", {})
+        console.print(f"resuming {ckpt} at step {start}")
+    vis_b, ir_b, y_b = _bank(cfg, teacher, console)  # deterministic from the seed: rebuilt on resume
+
+    def save(step: int) -> None:
+        checkpoint.save(ckpt, twin=twin.state_dict(), opt=opt.state_dict(), rng=rng.bit_generator.state,
+                        step=step, config=asdict(cfg), last=last)
+
     t0 = time.time()
-    last = {}
     with _progress(console) as progress:
-        task = progress.add_task(f"fitting {model.kind} LUT", total=cfg.steps, loss="-")
-        for step in range(cfg.steps):
+        task = progress.add_task(f"fitting {model.kind} LUT", total=cfg.steps, completed=start, loss="-")
+        for step in range(start, cfg.steps):
             frac = step / cfg.steps
             for g, base in zip(opt.param_groups, (cfg.lr_table, cfg.lr_ctx)):
-                g["lr"] = base * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac)))
+                g["lr"] = float(base * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac))))
             idx = torch.from_numpy(rng.integers(0, len(vis_b), cfg.batch))
             _, y_lut = twin(vis_b[idx], ir_b[idx], dense=True)
             y_lut = y_lut / 255.0
@@ -121,6 +150,8 @@ def fit_lut(cfg: LutFitConfig, console: Console | None = None) -> Path:
                 twin.table.clamp_(0.0, 1.0)
             last = {"l1": l1.item(), "ssim": 1 - l_ssim.item(), "mono": mono.item(), "tv": tv.item()}
             progress.update(task, advance=1, loss=f"{loss.item():.4f} (L1 {255 * l1.item():.2f} levels)")
+            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps:
+                save(step + 1)
     meta = {
         "untrained": False,
         "method": "distilled from the teacher through the PyTorch twin (rtfuse distill lut)",
@@ -133,6 +164,9 @@ def fit_lut(cfg: LutFitConfig, console: Console | None = None) -> Path:
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_lut(out, twin.to_model(**meta))
-    console.print(f"wrote {out} ({time.time() - t0:.0f} s; final L1 to teacher {255 * last['l1']:.2f} levels, "
-                  f"SSIM {last['ssim']:.4f})")
+    if last:
+        console.print(f"wrote {out} ({time.time() - t0:.0f} s this run; final L1 to teacher {255 * last['l1']:.2f} "
+                      f"levels, SSIM {last['ssim']:.4f})")
+    else:
+        console.print(f"wrote {out} (the checkpoint had already reached step {start})")
     return out
