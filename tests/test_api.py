@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import rtfuse
-from conftest import random_pair
+from conftest import REPO, random_pair
 
 
 @pytest.fixture(scope="module", params=["lut", "lut3d", "lut4d", "blend"])
@@ -59,9 +59,13 @@ def test_non_array_input_raises(fuser):
         fuser([[0]], np.zeros((1, 1), np.uint8))
 
 
-def test_default_lut_is_labelled_untrained():
-    fuser = rtfuse.load_fuser("lut")
-    assert fuser.model.untrained, "the shipped default is the analytic LUT until training lands"
+def test_shipped_luts_are_trained_and_the_analytic_ones_labelled_untrained():
+    for name in ("lut", "lut3d", "lut4d"):
+        model = rtfuse.load_fuser(name).model
+        assert not model.untrained and "distilled" in model.meta["method"], name
+    for kind in ("3d", "4d"):
+        model = rtfuse.load_fuser("lut", path=REPO / "weights" / f"lut{kind}_untrained.npz").model
+        assert model.untrained and model.kind == kind
 
 
 def test_unknown_backend_and_bad_options():

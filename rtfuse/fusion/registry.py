@@ -14,10 +14,10 @@ Fuser = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 # The shipped tables live in the repository's weights/ (RTFUSE_WEIGHTS overrides).
 WEIGHTS_DIR = Path(os.environ.get("RTFUSE_WEIGHTS", Path(__file__).resolve().parents[2] / "weights"))
-SHIPPED_LUTS = {
-    "lut": "lut3d_untrained.npz",
-    "lut3d": "lut3d_untrained.npz",
-    "lut4d": "lut4d_untrained.npz",
+SHIPPED_LUTS = {  # distilled from the teacher (weights/MODEL_CARD.md); *_untrained.npz: analytic start
+    "lut": "lut3d.npz",
+    "lut3d": "lut3d.npz",
+    "lut4d": "lut4d.npz",
 }
 SHIPPED_NETS = {"student": "student.pt"}  # the teacher is not shipped (12 MB): pass path=
 BACKENDS = (*SHIPPED_LUTS, "blend", "student", "teacher")
