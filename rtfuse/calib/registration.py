@@ -363,6 +363,7 @@ def register(ir_frames: list[np.ndarray], vis_frames: list[np.ndarray], starts: 
         raise CalibrationError(
             f"auto registration did not converge to a clear optimum (edge correlation {score:.3f}, only "
             f"{contrast:.3f} above its surroundings; need {MIN_CONTRAST}). The images may share too few "
-            "edges (fog, night, a featureless scene) or show different scenes. Nothing written; try frames "
+            "edges (fog, night, a featureless scene), show different scenes, or the fields of view differ by more "
+            "than the search covers (0.8-1.25x). Nothing written; try frames "
             "with more structure, or `rtfuse calibrate points` / `checkerboard`")
     return Registration(H=H, score=score, contrast=contrast, levels=n_levels, starts=starts)
