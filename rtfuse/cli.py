@@ -270,7 +270,7 @@ def _train_config(args: argparse.Namespace):
             raise RtfuseError("--device cuda: no CUDA device is available to torch here")
     return TrainConfig(data=str(args.data), out=str(args.out), steps=args.steps, batch=args.batch, crop=args.crop,
                        lr=args.lr, seed=args.seed, device=device, detail=args.detail, detail_edges=args.detail_edges,
-                       dark=args.dark, ir_dark=args.ir_dark, teacher=str(getattr(args, "teacher", "") or ""))
+                       dark=args.dark, ir_dark=args.ir_dark, ship=str(getattr(args, "ship", "") or ""), teacher=str(getattr(args, "teacher", "") or ""))
 
 
 def cmd_train_teacher(args: argparse.Namespace) -> int:
@@ -464,6 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "teacher, and the base fusion loss. Resumable like train teacher.")
     training_args(q, 2000, "runs/student")
     q.add_argument("--teacher", type=Path, required=True, help="teacher checkpoint (runs/teacher/teacher.pt)")
+    q.add_argument("--ship", type=Path, metavar="FILE.pt",
+                   help="also write the result with float16 weights (how weights/student.pt is made)")
     q.set_defaults(func=cmd_distill_student)
     q = dsub.add_parser("lut", help="fit a 3-D or 4-D LUT and its context net to the teacher (the lut backends)",
                         description="Fits the table and the context net through the PyTorch twin to the teacher's "

@@ -64,10 +64,15 @@ def test_teacher_trains_resumes_and_students_and_luts_distil(dataset, tmp_path, 
     assert checkpoint.load(run / "last.pt")["step"] == 5
 
     assert main(["distill", "student", *common, "--out", str(tmp_path / "student"), "--steps", "2",
-                 "--teacher", str(run / "teacher.pt")]) == 0
+                 "--teacher", str(run / "teacher.pt"), "--dark", "0.5", "--ir-dark", "0.5",
+                 "--ship", str(tmp_path / "shipped.pt")]) == 0
     fuse = rtfuse.load_fuser("student", path=tmp_path / "student" / "student.pt")
     vis, ir = SyntheticScene(96, 64).render(0)
     assert fuse(vis, ir).shape == vis.shape
+    shipped = rtfuse.load_fuser("student", path=tmp_path / "shipped.pt")
+    weights = checkpoint.load(tmp_path / "shipped.pt")["model"]
+    assert all(v.dtype == torch.float16 for v in weights.values() if v.is_floating_point())
+    assert np.abs(shipped(vis, ir).astype(int) - fuse(vis, ir)).max() <= 2
 
     lut = tmp_path / "lut4d.npz"
     lut_args = ["distill", "lut", "--teacher", str(run / "teacher.pt"), "--data", str(dataset), "--kind", "4d",

@@ -31,6 +31,7 @@ class TrainConfig:
     detail: float = 1.3  # gradient target = detail * max source gradient (sharper than either source)
     detail_edges: float = 0.0  # > 0: apply detail only where the max source gradient exceeds this
     ckpt_every: int = 250
+    ship: str = ""  # also write the final weights as float16 here (the shipped weights/student.pt)
     dark: float = 0.0  # share of crops with the visible darkened (night coverage), see data.darken
     ir_dark: float = 0.0  # share of crops with the IR darkened
     # distillation only
@@ -113,6 +114,11 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
     final = out / f"{arch}.pt"
     checkpoint.save(final, model=net.state_dict(), arch=arch, step=cfg.steps, config=asdict(cfg))
     console.print(f"wrote {final} ({time.time() - t0:.0f} s this run)")
+    if cfg.ship:
+        # float16 storage halves the file; loading copies into the float32 network
+        half = {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
+        checkpoint.save(cfg.ship, model=half, arch=arch, step=cfg.steps, config=asdict(cfg))
+        console.print(f"wrote {cfg.ship} (float16 weights)")
     return final
 
 
