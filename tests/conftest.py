@@ -8,6 +8,16 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("RTFUSE_DATA", REPO.parent / "shared" / "data"))
 
 
+def run_cli(*args, cwd=REPO, timeout=300):
+    """Run the real console entry point in a subprocess: exit code, stdout + stderr."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "rtfuse.cli", *map(str, args)], cwd=cwd, capture_output=True,
+                       text=True, timeout=timeout)
+    return r.returncode, r.stdout + r.stderr
+
+
 def data_dir(*parts: str) -> Path:
     """A folder of the shared real data, or skip the test with the reason."""
     p = DATA.joinpath(*parts)

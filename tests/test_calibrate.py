@@ -1,28 +1,19 @@
 """`rtfuse calibrate`: checkerboard, point pairs, automatic registration, preview, YAML round trip."""
 
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO, data_dir, write_video
+from conftest import data_dir, run_cli, write_video
 from rtfuse.align import Aligner, load_calibration
 from rtfuse.calib.checkerboard import PairResult, detect, orderings, solve
 from rtfuse.calib.homography import apply_h, implausibility
 from rtfuse.calib.registration import register
-from rtfuse.errors import CalibrationError
 from rtfuse.synthetic import SyntheticScene
 
 # IR (320x240) -> visible (640x480): scale ~2, a small rotation, shift and perspective
 H_TRUE = np.array([[1.96, -0.07, 20.0], [0.05, 2.02, 4.0], [2e-5, -3e-5, 1.0]])
-
-
-def run_cli(*args, timeout=300):
-    r = subprocess.run([sys.executable, "-m", "rtfuse.cli", *map(str, args)], cwd=REPO, capture_output=True,
-                       text=True, timeout=timeout)
-    return r.returncode, r.stdout + r.stderr
 
 
 def mean_transfer_error(H, H_ref, size):

@@ -1,22 +1,13 @@
 """`rtfuse fuse` on stills and folders, `rtfuse demo`, `rtfuse lut`, and their error messages."""
 
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import run_cli
 from rtfuse.cli import main
 from rtfuse.synthetic import SyntheticScene
-
-
-def run_cli(*args, cwd=REPO):
-    """Run the real console entry point in a subprocess: exit code, stdout + stderr."""
-    r = subprocess.run([sys.executable, "-m", "rtfuse.cli", *map(str, args)], cwd=cwd, capture_output=True,
-                       text=True, timeout=300)
-    return r.returncode, r.stdout + r.stderr
 
 
 @pytest.fixture

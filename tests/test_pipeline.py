@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import rtfuse
-from conftest import DATA, REPO, read_video, write_video
+from conftest import DATA, REPO, read_video, run_cli, write_video
 from rtfuse.errors import PipelineError, SourceError
 from rtfuse.pipeline import Pipeline
 from rtfuse.sinks.base import NullSink
@@ -20,12 +20,6 @@ from rtfuse.sources import open_source
 from rtfuse.synthetic import SyntheticScene
 
 VIDEO = DATA / "video"
-
-
-def run_cli(*args, timeout=300):
-    r = subprocess.run([sys.executable, "-m", "rtfuse.cli", *map(str, args)], cwd=REPO, capture_output=True,
-                       text=True, timeout=timeout)
-    return r.returncode, r.stdout + r.stderr
 
 
 @pytest.fixture(scope="module")
