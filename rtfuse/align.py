@@ -52,10 +52,15 @@ class Calibration:
         )
 
     def save(self, path: str | Path) -> None:
+        """Write atomically (temporary file, then rename); problems raise CalibrationError."""
         path = Path(path)
         tmp = path.with_name(path.name + ".part")
-        tmp.write_text(self.to_yaml())
-        tmp.replace(path)
+        try:
+            tmp.write_text(self.to_yaml())
+            tmp.replace(path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise CalibrationError(f"{path}: cannot write the calibration ({e.strerror})") from None
 
 
 def _size(value, key: str, path) -> tuple[int, int] | None:

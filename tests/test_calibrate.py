@@ -69,6 +69,15 @@ def test_points_bad_csv_is_one_clear_error_and_writes_nothing(tmp_path, content,
     assert not out.exists()
 
 
+def test_unwritable_output_fails_first_with_one_message(tmp_path, rng):
+    csv = tmp_path / "p.csv"
+    write_points(csv, rng.uniform(0, 100, (5, 2)), rng.uniform(0, 100, (5, 2)))
+    for out in (["-o", tmp_path / "no" / "c.yaml"], ["-o", tmp_path / "c.yaml", "--preview", tmp_path / "no" / "p.png"]):
+        code, text = run_cli("calibrate", "points", "--csv", csv, "--ir-size", "320x240", "--vis-size", "640x480", *out)
+        assert code == 1 and "does not exist" in text and "Traceback" not in text, text
+    assert not (tmp_path / "c.yaml").exists()
+
+
 def test_points_need_sizes(tmp_path, rng):
     csv = tmp_path / "p.csv"
     write_points(csv, rng.uniform(0, 100, (5, 2)), rng.uniform(0, 100, (5, 2)))

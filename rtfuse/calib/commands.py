@@ -26,6 +26,13 @@ def _size(img: np.ndarray) -> tuple[int, int]:
     return int(img.shape[1]), int(img.shape[0])
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Fail before the work, not after it, when an output cannot be written."""
+    for path in (args.output, args.preview):
+        if path is not None and not Path(path).resolve().parent.is_dir():
+            raise InputError(f"{path}: the folder {Path(path).parent} does not exist")
+
+
 def _finish(calib: Calibration, args: argparse.Namespace, console: Console, ir=None, vis=None) -> None:
     """Write the preview first (it can fail on a bad path), then the calibration, atomically."""
     if args.preview is not None:
@@ -38,6 +45,7 @@ def _finish(calib: Calibration, args: argparse.Namespace, console: Console, ir=N
 
 
 def cmd_checkerboard(args: argparse.Namespace, console: Console) -> int:
+    _check_outputs(args)
     pattern = cb.parse_pattern(args.pattern)
     pairs, unpaired = cb.pair_images(args.ir, args.vis)
     results: list[cb.PairResult] = []
@@ -109,6 +117,7 @@ def _read_raw(path: Path) -> np.ndarray:
 
 
 def cmd_points(args: argparse.Namespace, console: Console) -> int:
+    _check_outputs(args)
     ir_pts, vis_pts = read_points(args.csv)
     ir = read_ir(args.ir) if args.ir else None
     vis = read_vis(args.vis) if args.vis else None
@@ -141,6 +150,7 @@ def cmd_points(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_auto(args: argparse.Namespace, console: Console) -> int:
+    _check_outputs(args)
     irs, viss = read_frame_pairs(args.ir, args.vis, args.frames)
     console.print(f"registering {len(irs)} frame pair{'s' * (len(irs) > 1)} "
                   f"(IR {_size(irs[0])[0]}x{_size(irs[0])[1]}, visible {_size(viss[0])[0]}x{_size(viss[0])[1]})")
