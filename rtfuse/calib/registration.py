@@ -1,18 +1,20 @@
 """Automatic cross-modal registration: one homography IR -> visible from the images alone.
 
 Thermal and visible intensities are unrelated (a warm dark car is bright in IR), but their edges
-mostly coincide. Both images are turned into a two-channel *structure* field, the doubled-angle
-gradient orientation ``(gx^2 - gy^2, 2 gx gy) / (|g|^2 + eps^2)``: it ignores edge polarity and
-contrast and keeps where edges are and which way they run. The homography is the one that
-maximises the correlation of the two fields:
+mostly coincide. Both images (after CLAHE) are turned into a two-channel *structure* field, the
+doubled-angle gradient orientation ``(gx^2 - gy^2, 2 gx gy) / (|g|^2 + eps^2)``, normalised to
+unit local energy: it ignores edge polarity and contrast and keeps where edges are and which way
+they run. The homography is the one that maximises the correlation of the two fields:
 
-1. a robust start: the IR frame placed on the visible frame, rotated (+-15 deg) and scaled
-   (0.8-1.25x) on a grid, each candidate's translation found by normalised cross-correlation
-   at 1/4 (or coarser) resolution;
-2. the best few starts refined coarse-to-fine (image pyramid) by Gauss-Newton on the
-   correlation, affine first and a full homography from the middle level on;
-3. the result is accepted only when it is a clear optimum (its correlation drops when shifted
-   by a few pixels) and a plausible camera mapping; otherwise :class:`CalibrationError`.
+1. a robust start: both images at one working size (<= WORK_MAX), the IR frame placed on the
+   visible frame, rotated (+-15 deg) and scaled (0.8-1.25x) on a grid, each candidate's shift
+   found by normalised cross-correlation at <= SEARCH_MAX pixels;
+2. the best distinct starts refined there (affine), the best FINE_STARTS of those refined at
+   full working resolution as a homography (Levenberg-Marquardt on the standardised field
+   difference, ridge prior on the perspective terms);
+3. the result is accepted only when it is a clear optimum (its correlation drops by
+   MIN_CONTRAST when shifted 8 px) and a plausible camera mapping; otherwise
+   :class:`CalibrationError` and the caller writes nothing.
 
 With several frames (video), the structure fields of all frames are averaged per camera before
 matching: a fixed rig has one homography for all of them, and moving content makes the field
