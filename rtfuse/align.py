@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import yaml
 
+from rtfuse.atomic import write_atomic
 from rtfuse.errors import CalibrationError
 
 CALIB_VERSION = 1
@@ -52,15 +53,8 @@ class Calibration:
         )
 
     def save(self, path: str | Path) -> None:
-        """Write atomically (temporary file, then rename); problems raise CalibrationError."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".part")
-        try:
-            tmp.write_text(self.to_yaml())
-            tmp.replace(path)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise CalibrationError(f"{path}: cannot write the calibration ({e.strerror})") from None
+        """Write atomically (temporary file, then rename); problems raise InputError."""
+        write_atomic(path, self.to_yaml().encode(), "calibration")
 
 
 def _size(value, key: str, path) -> tuple[int, int] | None:

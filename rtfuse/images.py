@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from rtfuse.atomic import write_atomic
 from rtfuse.errors import InputError
 from rtfuse.prepare import to_ir_gray, to_vis_bgr
 
@@ -42,13 +43,7 @@ def write_image(path: str | os.PathLike, img: np.ndarray) -> None:
     ok, buf = cv2.imencode(ext, img)
     if not ok:
         raise InputError(f"{path}: OpenCV could not encode the image as {ext}")
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        tmp.write_bytes(buf.tobytes())
-        tmp.replace(path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise InputError(f"{path}: cannot write ({e.strerror})") from None
+    write_atomic(path, buf.tobytes(), "image")
 
 
 def list_images(folder: str | os.PathLike) -> dict[str, Path]:

@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from rtfuse.errors import LutFormatError
+from rtfuse.errors import LutFormatError, RtfuseError
 from rtfuse.fusion.initial import analytic_lut
 from rtfuse.fusion.lutfile import load_lut, save_lut
 from rtfuse.fusion.registry import SHIPPED_LUTS, WEIGHTS_DIR
@@ -20,7 +20,13 @@ def test_round_trip(tmp_path, kind):
     assert m2.kind == kind and m2.axes == m.axes and m2.untrained
     assert np.array_equal(m2.table, m.table) and np.array_equal(m2.ranges, m.ranges)
     assert all(np.array_equal(a, b) and np.array_equal(c, d) for (a, c), (b, d) in zip(m.ctx_layers, m2.ctx_layers))
-    assert not list(tmp_path.glob("*.part"))
+    assert not list(tmp_path.glob("*.part")) and not list(tmp_path.glob(".*.part"))
+
+
+def test_unwritable_path_is_one_clear_error_and_leaves_nothing(tmp_path):
+    with pytest.raises(RtfuseError, match="cannot write the LUT"):
+        save_lut(tmp_path / "missing" / "a.npz", analytic_lut("3d"))
+    assert not list(tmp_path.rglob("*"))
 
 
 @pytest.mark.parametrize("path", sorted(WEIGHTS_DIR.glob("*.npz")), ids=lambda p: p.name)

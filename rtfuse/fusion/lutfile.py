@@ -20,6 +20,7 @@ Between context layers: LeakyReLU(0.1); after the last: sigmoid. Padding is repl
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rtfuse.atomic import write_atomic
 from rtfuse.errors import LutFormatError
 
 FORMAT = "rtfuse-lut"
@@ -132,10 +134,9 @@ def save_lut(path: str | Path, m: LutModel) -> None:
     for i, (w, b) in enumerate(m.ctx_layers):
         arrays[f"ctx_w{i}"] = w
         arrays[f"ctx_b{i}"] = b
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
-    tmp.replace(path)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    write_atomic(path, buf.getvalue(), "LUT")
 
 
 def load_lut(path: str | Path) -> LutModel:

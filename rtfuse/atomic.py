@@ -1,0 +1,24 @@
+"""Whole-file writes: a temporary name, then a rename, so no reader sees half a file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rtfuse.errors import InputError
+
+
+def write_atomic(path: str | os.PathLike, data: bytes, what: str = "file") -> None:
+    """Write ``data`` to ``path`` via a hidden ``.NAME.part`` file and a rename.
+
+    A failure (missing folder, no permission, full disk) removes the temporary file and raises
+    :class:`InputError` naming ``what`` was being written.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"{path}: cannot write the {what} ({e.strerror})") from None
