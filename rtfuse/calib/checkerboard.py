@@ -187,33 +187,30 @@ def solve(pairs: list[PairResult], pattern: tuple[int, int], max_error: float | 
         for p in found:
             errs = [rms(ir_errors(H, p.ir_pts[perms[k]], p.vis_pts)) for k in range(len(perms))]
             p.order = int(np.argmin(errs))
-        kept = _reject(found, perms, H, max_error)
-        ir, vis = _pts(kept, perms)
-        H, _ = fit_ir_to_vis(ir, vis)
-    kept = _reject(found, perms, H, max_error)
-    ir, vis = _pts(kept, perms)
-    H, _ = fit_ir_to_vis(ir, vis)
+        _, H = _reject(found, perms, max_error)
     for p in found:
         e = ir_errors(H, p.ir_pts[perms[p.order]], p.vis_pts)
         p.rms, p.max = rms(e), float(e.max())
     return H
 
 
-def _reject(found: list[PairResult], perms: list[np.ndarray], H: np.ndarray, max_error: float | None) -> list[PairResult]:
+def _reject(found: list[PairResult], perms: list[np.ndarray],
+            max_error: float | None) -> tuple[list[PairResult], np.ndarray]:
     """Mark pairs far off the homography (parallax: the board at another depth) as rejected;
-    iteratively, worst first, refitting after each, so one bad pair cannot hide good ones."""
+    iteratively, worst first, refitting after each, so one bad pair cannot hide good ones.
+    Returns the kept pairs and the homography fitted on them."""
     for p in found:
         p.rejected = ""
     kept = list(found)
-    while len(kept) > 2:
-        ir, vis = _pts(kept, perms)
-        H, _ = fit_ir_to_vis(ir, vis)
+    while True:
+        H, _ = fit_ir_to_vis(*_pts(kept, perms))
+        if len(kept) <= 2:
+            return kept, H
         errs = np.array([rms(ir_errors(H, p.ir_pts[perms[p.order]], p.vis_pts)) for p in kept])
         limit = max_error if max_error is not None else max(1.0, REJECT_FACTOR * float(np.median(errs)))
         worst = int(np.argmax(errs))
         if errs[worst] <= limit:
-            break
+            return kept, H
         kept[worst].rejected = (f"RMS {errs[worst]:.2f} IR px exceeds {limit:.2f} px (board off the common "
                                 "plane, or a bad detection)")
         kept.pop(worst)
-    return kept
