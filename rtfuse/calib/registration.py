@@ -31,6 +31,8 @@ import numpy as np
 from rtfuse.calib.homography import apply_h, implausibility, normalise
 from rtfuse.errors import CalibrationError
 
+WORK_MAX = 640  # working resolution (largest side) of the matching
+SEARCH_MAX = 320  # the start search runs at the finest pyramid level no larger than this
 SIGMA = 1.0  # pre-smoothing of the gray images (pixels of each pyramid level)
 FIELD_SMOOTH = 1.5  # smoothing of the structure field: widens the basin of convergence
 LOCAL_NORM = 0.1  # window (x the image size) over which the field is normalised to unit RMS
@@ -84,9 +86,19 @@ def content_mask(gray: np.ndarray, border: int = 3) -> np.ndarray:
     return mask
 
 
+def _scale_matrix(kx: float, ky: float) -> np.ndarray:
+    """Pixel coordinates scaled by (kx, ky) with pixel centres preserved: x' = k (x + 0.5) - 0.5."""
+    return np.array([[kx, 0, 0.5 * kx - 0.5], [0, ky, 0.5 * ky - 0.5], [0, 0, 1.0]])
+
+
+def _resize_matrix(src: tuple[int, int], dst: tuple[int, int]) -> np.ndarray:
+    """Pixel coordinates of a (w, h) image resized to ``dst``."""
+    return _scale_matrix(dst[0] / src[0], dst[1] / src[1])
+
+
 def _level_matrix(f: float) -> np.ndarray:
-    """Maps pixel coordinates at 1/f resolution to full resolution (pixel centres preserved)."""
-    return np.array([[f, 0, 0.5 * f - 0.5], [0, f, 0.5 * f - 0.5], [0, 0, 1.0]])
+    """Maps pixel coordinates at 1/f resolution to full resolution."""
+    return _scale_matrix(f, f)
 
 
 def _to_level(H: np.ndarray, f: float) -> np.ndarray:
@@ -259,8 +271,7 @@ def _starts(lv: _Level, ir_size: tuple[int, int], vis_size: tuple[int, int], kee
     hv, wv = lv.vis.shape[1:]
     wi, hi = ir_size
     Wv, Hv = vis_size
-    frame = np.array([[Wv / wi, 0, 0.5 * Wv / wi - 0.5], [0, Hv / hi, 0.5 * Hv / hi - 0.5], [0, 0, 1.0]])
-    base = _to_level(frame, lv.factor)
+    base = _to_level(_resize_matrix(ir_size, vis_size), lv.factor)  # the IR frame covering the visible
     margin = max(4, round(0.12 * max(wv, hv)))  # translation searched: +-12 % of the frame
     search = np.pad(lv.vis.transpose(1, 2, 0), ((margin, margin), (margin, margin), (0, 0)))
     c = np.array([(w - 1) / 2, (h - 1) / 2, 1.0])
@@ -300,20 +311,10 @@ def _starts(lv: _Level, ir_size: tuple[int, int], vis_size: tuple[int, int], kee
     return [H for H, _ in kept]
 
 
-WORK_MAX = 640  # working resolution (largest side) of the matching
-SEARCH_MAX = 320  # the start search runs at the finest pyramid level no larger than this
-
-
 def _gray8(img: np.ndarray) -> np.ndarray:
     if img.ndim != 2 or img.dtype != np.uint8:
         raise CalibrationError(f"registration needs uint8 (H, W) gray frames, got {img.dtype} {img.shape}")
     return img
-
-
-def _resize_matrix(src: tuple[int, int], dst: tuple[int, int]) -> np.ndarray:
-    """Pixel coordinates of a (w, h) image resized to ``dst`` (pixel centres preserved)."""
-    kx, ky = dst[0] / src[0], dst[1] / src[1]
-    return np.array([[kx, 0, 0.5 * kx - 0.5], [0, ky, 0.5 * ky - 0.5], [0, 0, 1.0]])
 
 
 def register(ir_frames: list[np.ndarray], vis_frames: list[np.ndarray], starts: int = 12) -> Registration:
