@@ -10,7 +10,9 @@ checkerboard: runs ``rtfuse calibrate checkerboard`` on ``calibration/zed_lepton
 the YAML's error block (the RMS is recomputed here from independently detected corners by
 mapping the visible corners through H^-1).
 
-    .venv/bin/python benchmarks/calib_eval.py [--data ../shared/data] [--only auto|checkerboard]
+unrelated: each IR paired with the visible image of another scene; every pair should be refused.
+
+    .venv/bin/python benchmarks/calib_eval.py [--data ../shared/data] [--only auto|unrelated|checkerboard]
 
 Needs scipy (dev extra) to read the .mat ground truth.
 """
@@ -18,6 +20,7 @@ Needs scipy (dev extra) to read the .mat ground truth.
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import tempfile
@@ -48,34 +51,62 @@ def project(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return q[:, :2] / q[:, 2:3]
 
 
+def run_auto(ir: Path, vis: Path, out: Path) -> tuple[subprocess.CompletedProcess, float]:
+    """`rtfuse calibrate auto` and the optimum contrast it reported (accepted or refused)."""
+    r = subprocess.run(RTFUSE + ["calibrate", "auto", "--ir", str(ir), "--vis", str(vis), "-o", str(out)],
+                       capture_output=True, text=True, cwd=REPO)
+    m = re.search(r"([0-9.]+) above its", r.stderr)
+    return r, float(m[1]) if m else float("nan")
+
+
+def names(root: Path) -> list[str]:
+    return [m.name[: -len(".mat")] for m in sorted((root / "flow").glob("*.mat"), key=lambda p: int(p.name.split(".")[0]))]
+
+
 def eval_auto(root: Path) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for mat in sorted((root / "flow").glob("*.mat"), key=lambda p: int(p.name.split(".")[0])):
-            name = mat.name[: -len(".mat")]
+        for name in names(root):
+            mat = root / "flow" / f"{name}.mat"
             out = Path(tmp) / f"{name}.yaml"
             t0 = time.perf_counter()
-            r = subprocess.run(RTFUSE + ["calibrate", "auto", "--ir", str(root / "ir_warp" / name), "--vis",
-                                         str(root / "vi" / name), "-o", str(out)], capture_output=True, text=True,
-                               cwd=REPO)
+            r, contrast = run_auto(root / "ir_warp" / name, root / "vi" / name, out)
             dt = time.perf_counter() - t0
             src, dst = gt_grid(mat)
             Hb, _ = cv2.findHomography(src[::7], dst[::7], 0)
             floor = float(np.linalg.norm(project(Hb, src) - dst, axis=1).mean())
             start = float(np.linalg.norm(src - dst, axis=1).mean())
             if r.returncode != 0 or not out.exists():
-                rows.append((name, start, float("nan"), floor, dt))
+                rows.append((name, start, float("nan"), floor, dt, contrast))
                 print(f"{name:>8}: FAILED ({r.stderr.strip().splitlines()[-1] if r.stderr else r.returncode})")
                 continue
             H = np.array(yaml.safe_load(out.read_text())["homography"], np.float64)
             epe = float(np.linalg.norm(project(H, src) - dst, axis=1).mean())
-            rows.append((name, start, epe, floor, dt))
-            print(f"{name:>8}: displacement {start:5.1f} px -> EPE {epe:5.2f} px (best homography {floor:.2f}) {dt:4.1f} s")
-    a = np.array([r[1:] for r in rows])
+            rows.append((name, start, epe, floor, dt, contrast))
+            print(f"{name:>8}: displacement {start:5.1f} px -> EPE {epe:5.2f} px (best homography {floor:.2f}), "
+                  f"optimum contrast {contrast:.3f}, {dt:4.1f} s")
+    a = np.array([r[1:5] for r in rows])
     ok = np.isfinite(a[:, 1])
     print(f"auto: {ok.sum()}/{len(rows)} registered; mean EPE {np.nanmean(a[:, 1]):.3f} px, median "
           f"{np.nanmedian(a[:, 1]):.3f} (mean displacement before {a[:, 0].mean():.1f} px, best single homography "
           f"{a[:, 2].mean():.3f} px); median time {np.median(a[:, 3]):.1f} s per pair")
+    c = [r[5] for r in rows if np.isfinite(r[2])]
+    print(f"optimum contrast of the registered pairs {min(c):.3f}-{max(c):.3f}")
+
+
+def eval_unrelated(root: Path) -> None:
+    """Each IR with the visible image of another scene (i + 7 of 20): every one should be refused."""
+    ns = names(root)
+    refused, contrasts = 0, []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, a in enumerate(ns):
+            b = ns[(i + 7) % len(ns)]
+            out = Path(tmp) / "u.yaml"
+            r, contrast = run_auto(root / "ir_warp" / a, root / "vi" / b, out)
+            refused += r.returncode != 0 and not out.exists()
+            contrasts.append(contrast)
+            print(f"{a:>8} IR + {b:>8} visible: {'refused' if r.returncode else 'ACCEPTED'}, contrast {contrast:.3f}")
+    print(f"unrelated: {refused}/{len(ns)} refused; optimum contrast {np.nanmin(contrasts):.3f}-{np.nanmax(contrasts):.3f}")
 
 
 def eval_checkerboard(root: Path) -> None:
@@ -117,11 +148,13 @@ def eval_checkerboard(root: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    ap.add_argument("--only", choices=("auto", "checkerboard"))
+    ap.add_argument("--only", choices=("auto", "unrelated", "checkerboard"))
     args = ap.parse_args()
-    if args.only != "checkerboard":
+    if args.only in (None, "auto"):
         eval_auto(args.data / "align" / "roadscene_warped")
-    if args.only != "auto":
+    if args.only in (None, "unrelated"):
+        eval_unrelated(args.data / "align" / "roadscene_warped")
+    if args.only in (None, "checkerboard"):
         eval_checkerboard(args.data / "calibration" / "zed_lepton")
 
 

@@ -38,7 +38,8 @@ FIELD_SMOOTH = 1.5  # smoothing of the structure field: widens the basin of conv
 LOCAL_NORM = 0.1  # window (x the image size) over which the field is normalised to unit RMS
 FINE_STARTS = 3  # starts carried from the search level to the finer levels
 PERSPECTIVE_PRIOR = 100.0  # ridge weight on the perspective terms (normalised coordinates), see _refine
-MIN_CONTRAST = 0.06  # required drop of correlation 8 px away from the optimum (shared real pairs 0.062-0.24, 20 unrelated pairs 0.015-0.056)
+MIN_CONTRAST = 0.06  # required drop of correlation 8 px away from the optimum (benchmarks/calib_eval.py:
+# the shared real pairs 0.062-0.289, unrelated pairs 0.010-0.047)
 
 
 @dataclass
