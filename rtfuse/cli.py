@@ -269,6 +269,7 @@ def _train_config(args: argparse.Namespace):
             raise RtfuseError("--device cuda: no CUDA device is available to torch here")
     return TrainConfig(data=str(args.data), out=str(args.out), steps=args.steps, batch=args.batch, crop=args.crop,
                        lr=args.lr, seed=args.seed, device=device, detail=args.detail, detail_edges=args.detail_edges,
+                       base_weight=args.base_weight, base_sigma=args.base_sigma, init=str(args.init or ""),
                        dark=args.dark, ir_dark=args.ir_dark, ship=str(getattr(args, "ship", "") or ""), teacher=str(getattr(args, "teacher", "") or ""))
 
 
@@ -440,10 +441,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="gradient target = detail x the stronger source gradient (default 1.3)")
         q.add_argument("--detail-edges", type=float, default=0.0,
                        help="apply --detail only where the stronger source's Sobel |Gx|+|Gy| (0..8) exceeds this")
+        q.add_argument("--base-weight", type=float, default=0.0,
+                       help="weight of an L1 between the output's and the per-pixel max's base layers (Gaussian "
+                       "sigma --base-sigma): keeps region intensities a function of the sources (default 0)")
+        q.add_argument("--base-sigma", type=float, default=4.0, help="Gaussian sigma of that base layer (default 4)")
         q.add_argument("--dark", type=float, default=0.0,
                        help="share of crops with the visible darkened (gain 0.1-0.6), for night scenes (default 0)")
         q.add_argument("--ir-dark", type=float, default=0.0,
                        help="share of crops with the IR darkened (gain 0.2-0.7), for cold scenes (default 0)")
+        q.add_argument("--init", type=Path, metavar="CKPT",
+                       help="start from this checkpoint's weights with a fresh optimiser and schedule "
+                       "(fine-tuning); ignored when --out already holds last.pt, which resumes")
         q.add_argument("--device", default="cpu", help="cpu or cuda")
         q.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
 

@@ -41,6 +41,13 @@ def test_losses_behave():
     sharp, _ = fusion_loss(torch.maximum(y, ir), y, ir, vis, detail=1.5)
     edges_none, _ = fusion_loss(torch.maximum(y, ir), y, ir, vis, detail=1.5, detail_edges=100.0)
     assert edges_none.item() == pytest.approx(good.item()) and sharp > good
+    # the base-layer term ignores fine detail (a +-0.1 checkerboard) but sees a regional shift
+    mx = torch.maximum(y, ir)
+    checker = 0.1 * (1 - 2 * ((torch.arange(32)[:, None] + torch.arange(32)[None]) % 2)).float()
+    _, t_fine = fusion_loss(mx + checker, y, ir, vis, {"base": 1.0})
+    _, t_shift = fusion_loss(mx + 0.1, y, ir, vis, {"base": 1.0})
+    assert t_fine["base"] < 0.005 and t_shift["base"] == pytest.approx(0.1, abs=1e-4)
+    assert "base" not in t_good  # off by default
 
 
 def test_student_is_a_tenth_of_the_teacher():
@@ -62,6 +69,12 @@ def test_teacher_trains_resumes_and_students_and_luts_distil(dataset, tmp_path, 
     assert main(["train", "teacher", *common, "--out", str(run), "--steps", "5"]) == 0
     assert "resuming" in capsys.readouterr().err
     assert checkpoint.load(run / "last.pt")["step"] == 5
+    # fine-tuning: another run starting from these weights, with its own loss settings and schedule
+    tuned = tmp_path / "tuned"
+    assert main(["train", "teacher", *common, "--out", str(tuned), "--steps", "2", "--init", str(run / "teacher.pt"),
+                 "--base-weight", "10", "--base-sigma", "2"]) == 0
+    assert "starting from the weights" in capsys.readouterr().err
+    assert checkpoint.load(tuned / "last.pt")["step"] == 2
 
     assert main(["distill", "student", *common, "--out", str(tmp_path / "student"), "--steps", "2",
                  "--teacher", str(run / "teacher.pt"), "--dark", "0.5", "--ir-dark", "0.5",
@@ -84,6 +97,9 @@ def test_teacher_trains_resumes_and_students_and_luts_distil(dataset, tmp_path, 
     assert "resuming" in capsys.readouterr().err and checkpoint.load(tmp_path / "lut.pt")["step"] == 3
     assert main([*lut_args, "--steps", "3", "--dark", "0.2"]) == 1  # other settings: refused, not mixed
     assert "other settings (dark)" in capsys.readouterr().err
+    assert main(["train", "teacher", *common, "--out", str(tmp_path / "wrong"), "--steps", "1",
+                 "--init", str(tmp_path / "student" / "student.pt")]) == 1
+    assert "holds a student, not a teacher" in capsys.readouterr().err
     f = rtfuse.load_fuser("lut", path=lut)
     assert not f.model.untrained and f.model.meta["teacher"] == "teacher.pt"
     assert f(vis, ir).shape == vis.shape

@@ -51,17 +51,30 @@ def replace_luma(vis_bgr: torch.Tensor, vis_y: torch.Tensor, fused_y: torch.Tens
     return (vis_bgr + (fused_y - vis_y)).clamp(0.0, 1.0)
 
 
-DEFAULT_WEIGHTS = {"ssim": 1.0, "int": 1.0, "grad": 4.0, "color": 2.0}
+def lowpass(x: torch.Tensor, sigma: float = 4.0) -> torch.Tensor:
+    """Separable Gaussian blur of (B, 1, H, W) with reflect border (the image's base layer)."""
+    r = int(3 * sigma + 0.5)
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    g = torch.exp(-(t * t) / (2 * sigma * sigma))
+    g = g / g.sum()
+    x = F.pad(x, (r, r, r, r), mode="reflect")
+    return F.conv2d(F.conv2d(x, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
+
+
+DEFAULT_WEIGHTS = {"ssim": 1.0, "int": 1.0, "grad": 4.0, "color": 2.0, "base": 0.0}
 
 
 def fusion_loss(fused_y: torch.Tensor, vis_y: torch.Tensor, ir: torch.Tensor, vis_bgr: torch.Tensor,
                 weights: dict[str, float] | None = None, detail: float = 1.0,
-                detail_edges: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+                detail_edges: float = 0.0, base_sigma: float = 4.0) -> tuple[torch.Tensor, dict[str, float]]:
     """The base loss: SSIM to both sources, L1 to the per-pixel max intensity, L1 to the per-pixel
     max Sobel gradient (times ``detail``, > 1 asks for sharper-than-source edges; with
     ``detail_edges`` > 0 only where that max gradient exceeds it, so flat and textured areas keep
-    their source values), and L1 on CbCr of the output BGR to the visible image (non-zero only
-    where brightening clips a channel)."""
+    their source values), L1 on CbCr of the output BGR to the visible image (non-zero only
+    where brightening clips a channel), and (weight ``base``) L1 between the base layers
+    (:func:`lowpass` at ``base_sigma``) of the output and of the per-pixel max: it keeps the large-scale intensities
+    a function of the sources, so the detail term sharpens edges without shifting whole regions
+    (which costs mutual information with the sources)."""
     w = {**DEFAULT_WEIGHTS, **(weights or {})}
     l_ssim = (1 - ssim(fused_y, vis_y)) + (1 - ssim(fused_y, ir))
     l_int = (fused_y - torch.maximum(vis_y, ir)).abs().mean()
@@ -70,4 +83,9 @@ def fusion_loss(fused_y: torch.Tensor, vis_y: torch.Tensor, ir: torch.Tensor, vi
     l_grad = (sobel(fused_y) - boost * g_max).abs().mean()
     l_color = (cbcr(replace_luma(vis_bgr, vis_y, fused_y)) - cbcr(vis_bgr)).abs().mean()
     total = w["ssim"] * l_ssim + w["int"] * l_int + w["grad"] * l_grad + w["color"] * l_color
-    return total, {"ssim": l_ssim.item(), "int": l_int.item(), "grad": l_grad.item(), "color": l_color.item()}
+    terms = {"ssim": l_ssim.item(), "int": l_int.item(), "grad": l_grad.item(), "color": l_color.item()}
+    if w["base"] > 0:
+        l_base = (lowpass(fused_y, base_sigma) - lowpass(torch.maximum(vis_y, ir), base_sigma)).abs().mean()
+        total = total + w["base"] * l_base
+        terms["base"] = l_base.item()
+    return total, terms

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from rtfuse.errors import RtfuseError
 from rtfuse.training import checkpoint
 from rtfuse.training.data import CropSampler, darken, load_pairs, to_float
 from rtfuse.training.losses import fusion_loss
@@ -30,6 +31,9 @@ class TrainConfig:
     device: str = "cpu"
     detail: float = 1.3  # gradient target = detail * max source gradient (sharper than either source)
     detail_edges: float = 0.0  # > 0: apply detail only where the max source gradient exceeds this
+    base_weight: float = 0.0  # weight of the base-layer L1 to the per-pixel max (losses.fusion_loss)
+    base_sigma: float = 4.0  # Gaussian sigma of that base layer, pixels
+    init: str = ""  # start from this checkpoint's weights (fine-tuning: fresh optimiser and schedule)
     ckpt_every: int = 250
     ship: str = ""  # also write the final weights as float16 here (the shipped weights/student.pt)
     dark: float = 0.0  # share of crops with the visible darkened (night coverage), see data.darken
@@ -79,6 +83,12 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
         torch.set_rng_state(ck["torch_rng"])
         start = int(ck["step"])
         console.print(f"resuming {ckpt_path} at step {start}")
+    elif cfg.init:
+        init, ck = checkpoint.load_model(cfg.init, cfg.device)
+        if ck["arch"] != arch:
+            raise RtfuseError(f"--init {cfg.init} holds a {ck['arch']}, not a {arch}")
+        net.load_state_dict(init.state_dict())
+        console.print(f"starting from the weights of {cfg.init}")
     console.print(f"{arch}: {n_params(net):,} parameters; {len(sampler.pairs)} training pairs; "
                   f"{cfg.steps} steps of {cfg.batch} x {cfg.crop}^2 crops on {cfg.device}")
 
@@ -97,7 +107,8 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
                 g["lr"] = _lr(cfg, step)
             vis, vis_y, ir = to_float(*darken(*sampler.batch(cfg.batch), cfg.dark, cfg.ir_dark), cfg.device)
             fused, feat = net(vis_y, ir)
-            loss, terms = fusion_loss(fused, vis_y, ir, vis, detail=cfg.detail, detail_edges=cfg.detail_edges)
+            loss, terms = fusion_loss(fused, vis_y, ir, vis, {"base": cfg.base_weight},
+                                      detail=cfg.detail, detail_edges=cfg.detail_edges, base_sigma=cfg.base_sigma)
             if teacher is not None:
                 with torch.no_grad():
                     t_out, t_feat = teacher(vis_y, ir, degradation(vis_y, ir))
