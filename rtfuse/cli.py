@@ -293,7 +293,7 @@ def cmd_distill_lut(args: argparse.Namespace) -> int:
     _torch_threads(args)
     fit_lut(LutFitConfig(teacher=str(args.teacher), data=[str(d) for d in args.data], out=str(args.output), kind=args.kind,
                          init=str(args.init or ""), steps=args.steps, batch=args.batch, crop=args.crop,
-                         bank=args.bank, dark=args.dark, ir_dark=args.ir_dark, w_grad=args.grad_weight, ctx_bins=args.context_bins, seed=args.seed,
+                         bank=args.bank, dark=args.dark, ir_dark=args.ir_dark, w_grad=args.grad_weight, detail=args.detail, ctx_bins=args.context_bins, seed=args.seed,
                          ckpt=str(args.ckpt or "")), console)
     return 0
 
@@ -398,8 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ir", metavar="SRC", help="infrared source instead of synthetic scenes")
     p.add_argument("--sizes", type=lambda s: [size_arg(v) for v in s.split(",")],
                    default=[(640, 480), (1280, 720), (1920, 1080)], help="comma-separated WxH list")
-    p.add_argument("--backends", type=lambda s: s.split(","), default=["lut", "lut4d", "blend"],
-                   help="comma-separated backends (default lut,lut4d,blend)")
+    p.add_argument("--backends", type=lambda s: s.split(","), default=["lut3d", "lut4d", "blend"],
+                   help="comma-separated backends (default lut3d,lut4d,blend; lut is lut4d)")
     p.add_argument("--frames", type=int, default=300, help="frames per configuration (default 300)")
     p.add_argument("--live", action="store_true",
                    help="latency mode: real-time synthetic cameras at --rates, latest-frame-wins, RSS at start/end "
@@ -496,6 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--dark", type=float, default=0.5, help="share of crops darkened to cover night scenes (default 0.5)")
     q.add_argument("--grad-weight", type=float, default=1.0,
                    help="weight of the Sobel-gradient L1 to the teacher (keeps its detail; default 1.0)")
+    q.add_argument("--detail", type=float, default=1.0,
+                   help="gradient target = detail x the teacher's Sobel gradient (> 1: the table adds local "
+                   "contrast the teacher lacks; default 1.0)")
     q.add_argument("--ir-dark", type=float, default=0.5,
                    help="share of crops with the IR darkened (gain 0.2-0.7) to cover cold scenes (default 0.5)")
     q.add_argument("--seed", type=int, default=0)

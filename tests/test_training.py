@@ -89,7 +89,8 @@ def test_teacher_trains_resumes_and_students_and_luts_distil(dataset, tmp_path, 
 
     lut = tmp_path / "lut4d.npz"
     lut_args = ["distill", "lut", "--teacher", str(run / "teacher.pt"), "--data", str(dataset), "--kind", "4d",
-                "-o", str(lut), "--bank", "8", "--batch", "2", "--crop", "64", "--ckpt", str(tmp_path / "lut.pt")]
+                "-o", str(lut), "--bank", "8", "--batch", "2", "--crop", "64", "--ckpt", str(tmp_path / "lut.pt"),
+                "--detail", "1.2"]
     assert main([*lut_args, "--steps", "2"]) == 0
     assert checkpoint.load(tmp_path / "lut.pt")["step"] == 2
     capsys.readouterr()
@@ -102,6 +103,7 @@ def test_teacher_trains_resumes_and_students_and_luts_distil(dataset, tmp_path, 
     assert "holds a student, not a teacher" in capsys.readouterr().err
     f = rtfuse.load_fuser("lut", path=lut)
     assert not f.model.untrained and f.model.meta["teacher"] == "teacher.pt"
+    assert f.model.meta["config"]["detail"] == 1.2
     assert f(vis, ir).shape == vis.shape
 
 

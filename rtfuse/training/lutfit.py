@@ -47,6 +47,7 @@ class LutFitConfig:
     lr_ctx: float = 2e-3
     w_ssim: float = 1.0
     w_grad: float = 1.0  # L1 between Sobel gradients of the LUT's and the teacher's luma (keeps detail)
+    detail: float = 1.0  # gradient target = detail x the teacher's gradient (> 1: sharper than the teacher)
     w_mono: float = 1.0
     w_tv: float = 0.05
     seed: int = 0
@@ -140,7 +141,7 @@ def fit_lut(cfg: LutFitConfig, console: Console | None = None) -> Path:
             target = y_b[idx].float()
             l1 = (y_lut - target).abs().mean()
             l_ssim = 1 - ssim(y_lut.clamp(0, 1), target)
-            l_grad = (sobel(y_lut) - sobel(target)).abs().mean()
+            l_grad = (sobel(y_lut) - cfg.detail * sobel(target)).abs().mean()
             mono, tv = table_regularisers(twin.table, twin.axes)
             loss = l1 + cfg.w_ssim * l_ssim + cfg.w_grad * l_grad + cfg.w_mono * mono + cfg.w_tv * tv
             opt.zero_grad(set_to_none=True)
