@@ -15,7 +15,7 @@ Fuser = Callable[[np.ndarray, np.ndarray], np.ndarray]
 # The shipped tables live in the repository's weights/ (RTFUSE_WEIGHTS overrides).
 WEIGHTS_DIR = Path(os.environ.get("RTFUSE_WEIGHTS", Path(__file__).resolve().parents[2] / "weights"))
 SHIPPED_LUTS = {  # distilled from the teacher (weights/MODEL_CARD.md); *_untrained.npz: analytic start
-    "lut": "lut3d.npz",
+    "lut": "lut4d.npz",
     "lut3d": "lut3d.npz",
     "lut4d": "lut4d.npz",
 }
