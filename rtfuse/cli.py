@@ -15,6 +15,24 @@ from rtfuse.errors import RtfuseError
 from rtfuse.runner import add_output_args, add_source_args, size_arg
 from rtfuse.sinks.window import KEYS_HELP
 
+def _number(lo: float, hi: float = float("inf"), lo_open: bool = False):
+    """argparse type: a float within [lo, hi] (or (lo, hi] with ``lo_open``), else one clear message."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (v > lo if lo_open else v >= lo) or v > hi:
+            where = f"{'above' if lo_open else 'at least'} {lo:g}" + (f" and at most {hi:g}" if hi < float("inf") else "")
+            raise argparse.ArgumentTypeError(f"{text} must be {where}")
+        return v
+
+    return parse
+
+
+POSITIVE, NON_NEGATIVE, SHARE = _number(0.0, lo_open=True), _number(0.0), _number(0.0, 1.0)
+
 # Wide enough for the statistics tables when the output goes to a file or a pipe.
 console = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
@@ -435,19 +453,19 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--steps", type=int, default=steps, help=f"optimiser steps (default {steps})")
         q.add_argument("--batch", type=int, default=8)
         q.add_argument("--crop", type=int, default=128, help="square crop size (default 128)")
-        q.add_argument("--lr", type=float, default=5e-4)
+        q.add_argument("--lr", type=POSITIVE, default=5e-4)
         q.add_argument("--seed", type=int, default=0)
-        q.add_argument("--detail", type=float, default=1.3,
+        q.add_argument("--detail", type=POSITIVE, default=1.3,
                        help="gradient target = detail x the stronger source gradient (default 1.3)")
-        q.add_argument("--detail-edges", type=float, default=0.0,
+        q.add_argument("--detail-edges", type=NON_NEGATIVE, default=0.0,
                        help="apply --detail only where the stronger source's Sobel |Gx|+|Gy| (0..8) exceeds this")
-        q.add_argument("--base-weight", type=float, default=0.0,
+        q.add_argument("--base-weight", type=NON_NEGATIVE, default=0.0,
                        help="weight of an L1 between the output's and the per-pixel max's base layers (Gaussian "
                        "sigma --base-sigma): keeps region intensities a function of the sources (default 0)")
-        q.add_argument("--base-sigma", type=float, default=4.0, help="Gaussian sigma of that base layer (default 4)")
-        q.add_argument("--dark", type=float, default=0.0,
+        q.add_argument("--base-sigma", type=POSITIVE, default=4.0, help="Gaussian sigma of that base layer (default 4)")
+        q.add_argument("--dark", type=SHARE, default=0.0,
                        help="share of crops with the visible darkened (gain 0.1-0.6), for night scenes (default 0)")
-        q.add_argument("--ir-dark", type=float, default=0.0,
+        q.add_argument("--ir-dark", type=SHARE, default=0.0,
                        help="share of crops with the IR darkened (gain 0.2-0.7), for cold scenes (default 0)")
         q.add_argument("--init", type=Path, metavar="CKPT",
                        help="start from this checkpoint's weights with a fresh optimiser and schedule "
@@ -493,13 +511,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--batch", type=int, default=8)
     q.add_argument("--crop", type=int, default=192)
     q.add_argument("--bank", type=int, default=320, help="crops whose teacher outputs are computed once")
-    q.add_argument("--dark", type=float, default=0.5, help="share of crops darkened to cover night scenes (default 0.5)")
-    q.add_argument("--grad-weight", type=float, default=1.0,
+    q.add_argument("--dark", type=SHARE, default=0.5, help="share of crops darkened to cover night scenes (default 0.5)")
+    q.add_argument("--grad-weight", type=NON_NEGATIVE, default=1.0,
                    help="weight of the Sobel-gradient L1 to the teacher (keeps its detail; default 1.0)")
-    q.add_argument("--detail", type=float, default=1.0,
+    q.add_argument("--detail", type=POSITIVE, default=1.0,
                    help="gradient target = detail x the teacher's Sobel gradient (> 1: the table adds local "
                    "contrast the teacher lacks; default 1.0)")
-    q.add_argument("--ir-dark", type=float, default=0.5,
+    q.add_argument("--ir-dark", type=SHARE, default=0.5,
                    help="share of crops with the IR darkened (gain 0.2-0.7) to cover cold scenes (default 0.5)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")

@@ -142,3 +142,15 @@ def test_shipped_student_backend():
     assert out.shape == vis.shape and out.dtype == np.uint8
     with pytest.raises(ValueError, match="sizes differ"):
         fuse(vis, ir[:-1])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "teacher", "--base-sigma", "0"], "--base-sigma: 0 must be above 0"),
+    (["train", "teacher", "--lr=-1e-4"], "--lr: -1e-4 must be above 0"),
+    (["distill", "lut", "--teacher", "t.pt", "-o", "x.npz", "--dark", "1.5"], "--dark: 1.5 must be at least 0 and at most 1"),
+    (["distill", "student", "--teacher", "t.pt", "--detail", "x"], "--detail: 'x' is not a number"),
+])
+def test_bad_training_numbers_are_refused_before_any_work(args, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2 and message in capsys.readouterr().err
