@@ -12,6 +12,7 @@ from rich.table import Table
 
 from rtfuse.calib.commands import add_parser as add_calibrate_parser
 from rtfuse.errors import RtfuseError
+from rtfuse.fusion.lutfile import KINDS
 from rtfuse.runner import add_output_args, add_source_args, size_arg
 from rtfuse.sinks.window import KEYS_HELP
 
@@ -497,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "outputs on training crops (L1 + SSIM, monotonicity and TV regularisers) and exports the "
                         ".npz the Numba kernel loads.")
     q.add_argument("--teacher", type=Path, required=True, help="teacher checkpoint")
-    q.add_argument("--kind", choices=("3d", "4d"), default="3d")
+    q.add_argument("--kind", choices=tuple(KINDS), default="3d")
     q.add_argument("-o", "--output", type=Path, required=True, help="LUT .npz to write")
     q.add_argument("--data", type=Path, nargs="+", default=[Path("../shared/data/roadscene")],
                    help="one or more folders with vis/ and ir/ pairs; the training split of each is used "
@@ -532,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("file", type=Path)
     q.set_defaults(func=cmd_lut_info)
     q = lsub.add_parser("init", help="write the analytic (UNTRAINED) starting LUT")
-    q.add_argument("--kind", choices=("3d", "4d"), default="3d")
+    q.add_argument("--kind", choices=tuple(KINDS), default="3d")
     q.add_argument("-o", "--output", type=Path, required=True)
     q.set_defaults(func=cmd_lut_init)
     parser.subcommands = sub.choices

@@ -36,7 +36,7 @@ def test_luma_is_bt601():
         assert np.array_equal(y[..., 0], cv2.cvtColor(vis, cv2.COLOR_BGR2GRAY))
 
 
-@pytest.mark.parametrize("kind", ["3d", "4d"])
+@pytest.mark.parametrize("kind", ["3d", "4d", "4d-detail"])
 def test_ir_table_puts_ir_into_luma_and_keeps_chroma(rng, kind):
     """A table returning IR: the output's luma is the IR and B-G, R-G (chroma) are the visible's."""
     m = analytic_lut(kind)
@@ -52,6 +52,23 @@ def test_ir_table_puts_ir_into_luma_and_keeps_chroma(rng, kind):
     d_out = out.astype(int) - out[..., 1:2]
     d_vis = vis.astype(int) - vis[..., 1:2]
     assert np.array_equal(d_out, d_vis)
+
+
+def test_detail_table_is_unsharp_masking_of_the_max():
+    """A 4d-detail table F = Y + d (d: signed detail of M = max(Y, IR)) gives 2 M - mean of 4 neighbours
+    where the visible is brighter. F is linear in Y and d, so interpolation on the grid is exact."""
+    m = analytic_lut("4d-detail")
+    n_y, n_d = m.table.shape[:2]
+    lo, hi = m.axis_range("max_detail")
+    y = np.linspace(0, 1, n_y, dtype=np.float32)[:, None, None, None]
+    d = np.linspace(lo, hi, n_d, dtype=np.float32)[None, :, None, None] / 255
+    m.table[:] = y + d  # the same for every context and IR node
+    vis = np.full((40, 50, 3), 100, np.uint8)
+    vis[:, 25:] = 120  # a vertical step edge in the visible; the IR is darker everywhere, so M = Y
+    ir = np.full((40, 50), 30, np.uint8)
+    out = LutFuser(m)(vis, ir)[..., 1].astype(int)  # gray input: the G channel is the fused luma
+    assert out[20, 24] == 2 * 100 - (3 * 100 + 120) // 4 and out[20, 25] == 2 * 120 - (3 * 120 + 100) // 4
+    assert (out[:, :24] == 100).all() and (out[:, 26:] == 120).all()  # flat areas unchanged
 
 
 def test_context_stats_match_numpy(rng):
@@ -137,7 +154,7 @@ def test_gradient_scale_is_fixed_not_per_frame(rng):
     assert np.array_equal(a[100:, 100:], b[100:, 100:])
 
 
-@pytest.mark.parametrize("kind", ["3d", "4d"])
+@pytest.mark.parametrize("kind", ["3d", "4d", "4d-detail"])
 def test_real_pairs_fuse_sensibly(kind):
     """On real pairs the untrained LUT keeps the visible luma where IR is darker and brightens hot areas."""
     f = LutFuser(analytic_lut(kind))

@@ -12,7 +12,7 @@ from rtfuse.fusion.lutfile import load_lut, save_lut
 from rtfuse.fusion.registry import SHIPPED_LUTS, WEIGHTS_DIR
 
 
-@pytest.mark.parametrize("kind", ["3d", "4d"])
+@pytest.mark.parametrize("kind", ["3d", "4d", "4d-detail"])
 def test_round_trip(tmp_path, kind):
     m = analytic_lut(kind)
     save_lut(tmp_path / "a.npz", m)
@@ -123,3 +123,11 @@ def test_corrupt_member_crc(tmp_path):
     (tmp_path / "crc.npz").write_bytes(bytes(data))
     with pytest.raises(LutFormatError):
         load_lut(tmp_path / "crc.npz")
+
+
+def test_detail_axis_must_be_signed(tmp_path):
+    a = _arrays(analytic_lut("4d-detail"))
+    a["ranges"] = np.array([[0, 255], [0, 32], [0, 1], [0, 255]], np.float32)
+    np.savez(tmp_path / "bad.npz", **a)
+    with pytest.raises(LutFormatError, match="max_detail"):
+        load_lut(tmp_path / "bad.npz")

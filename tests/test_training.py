@@ -147,7 +147,8 @@ def test_shipped_student_backend():
 @pytest.mark.parametrize("args, message", [
     (["train", "teacher", "--base-sigma", "0"], "--base-sigma: 0 must be above 0"),
     (["train", "teacher", "--lr=-1e-4"], "--lr: -1e-4 must be above 0"),
-    (["distill", "lut", "--teacher", "t.pt", "-o", "x.npz", "--dark", "1.5"], "--dark: 1.5 must be at least 0 and at most 1"),
+    (["distill", "lut", "--teacher", "t.pt", "-o", "x.npz", "--dark", "1.5"],
+     "--dark: 1.5 must be at least 0 and at most 1"),
     (["distill", "student", "--teacher", "t.pt", "--detail", "x"], "--detail: 'x' is not a number"),
 ])
 def test_bad_training_numbers_are_refused_before_any_work(args, message, capsys):

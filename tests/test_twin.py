@@ -34,7 +34,7 @@ def _max_err(m, vis, ir):
     return float(np.abs(LutFuser(m)(vis, ir).astype(np.float32) - _twin(m, vis, ir)).max()) / 255.0
 
 
-@pytest.mark.parametrize("kind", ["3d", "4d"])
+@pytest.mark.parametrize("kind", ["3d", "4d", "4d-detail"])
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("h,w", [(64, 80), (97, 131), (240, 320)])
 def test_parity_random(kind, seed, h, w):
@@ -43,7 +43,7 @@ def test_parity_random(kind, seed, h, w):
         assert _max_err(m, vis, ir) <= 1 / 255
 
 
-@pytest.mark.parametrize("kind", ["3d", "4d"])
+@pytest.mark.parametrize("kind", ["3d", "4d", "4d-detail"])
 @pytest.mark.parametrize("dataset,n", [("roadscene", 3), ("tno", 3), ("msrs", 2)])
 def test_parity_real(kind, dataset, n):
     for _, vis, ir in real_pairs(dataset, n):
@@ -51,7 +51,7 @@ def test_parity_real(kind, dataset, n):
             assert _max_err(m, vis, ir) <= 1 / 255
 
 
-@pytest.mark.parametrize("kind", ["3d", "4d"])
+@pytest.mark.parametrize("kind", ["3d", "4d", "4d-detail"])
 def test_dense_training_path_matches_the_kernel(kind, rng):
     m = _perturbed(kind, 5)
     vis, ir = random_pair(rng, 90, 120)
@@ -61,7 +61,7 @@ def test_dense_training_path_matches_the_kernel(kind, rng):
     assert err <= 1 / 255
 
 
-@pytest.mark.parametrize("kind", ["3d", "4d"])
+@pytest.mark.parametrize("kind", ["3d", "4d", "4d-detail"])
 def test_context_maps_agree(kind, rng):
     from rtfuse.fusion.twin import context_net, context_stats, luma
 
@@ -74,7 +74,7 @@ def test_context_maps_agree(kind, rng):
     np.testing.assert_allclose(got[0, 0].numpy(), ref, atol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["3d", "4d"])
+@pytest.mark.parametrize("kind", ["3d", "4d", "4d-detail"])
 def test_gradients_reach_table_and_context_net(kind, rng):
     twin = LutFusion(analytic_lut(kind))
     vis, ir = random_pair(rng, 48, 64)

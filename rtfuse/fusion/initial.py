@@ -3,7 +3,8 @@
 Rule: keep the visible luma and bring in IR where it is brighter (hot targets),
 ``Y' = Y + max(IR - Y, 0) * (0.2 + 0.8 c) [* (1 - 0.5 g)]``, where the context ``c`` rises where
 the IR is locally brighter and more structured than the visible, and the normalised visible
-gradient ``g`` (4-D only) keeps visible edges. These are hand-set, not fitted to anything.
+gradient ``g`` (4-D only) keeps visible edges; the ``4d-detail`` table instead adds half the
+per-pixel max's signed detail (mild unsharp masking). These are hand-set, not fitted to anything.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import datetime as _dt
 
 import numpy as np
 
-from rtfuse.fusion.lutfile import AXES_3D, AXES_4D, CONTEXT_INPUTS, LutModel
+from rtfuse.fusion.lutfile import AXES_3D, AXES_4D, AXES_4D_DETAIL, CONTEXT_INPUTS, KINDS, LutModel
 
 GRAD_HI = 64.0  # L1-Sobel/8 units: a 100-level step edge gives 50
+DETAIL_HI = 32.0  # max_detail in levels: a 100-level step edge gives +-25 beside it
 
 
 def analytic_context(hidden: tuple[int, int] = (4, 8)) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -34,8 +36,12 @@ def analytic_context(hidden: tuple[int, int] = (4, 8)) -> list[tuple[np.ndarray,
     return [(w0, np.zeros(h0, np.float32)), (w1, np.zeros(h1, np.float32)), (w2, np.array([-2.0], np.float32))]
 
 
-def analytic_lut(kind: str = "3d", n_lum: int = 17, n_ctx: int = 8, n_grad: int = 8, stride: int = 8) -> LutModel:
-    """An untrained LUT of the given kind (``"3d"`` or ``"4d"``) with ``n_lum`` nodes on Y and IR."""
+def analytic_lut(kind: str = "3d", n_lum: int = 17, n_ctx: int = 8, n_grad: int = 8, stride: int = 8,
+                 n_detail: int = 9) -> LutModel:
+    """An untrained LUT of the given kind (``"3d"``, ``"4d"`` or ``"4d-detail"``) with ``n_lum`` nodes on Y and IR.
+
+    ``n_detail`` is odd so that a node sits at zero detail.
+    """
     y = np.linspace(0.0, 1.0, n_lum)
     c = np.linspace(0.0, 1.0, n_ctx)
     if kind == "3d":
@@ -47,8 +53,14 @@ def analytic_lut(kind: str = "3d", n_lum: int = 17, n_ctx: int = 8, n_grad: int 
         yy, gg, cc, ii = np.meshgrid(y, g, c, y, indexing="ij")
         table = yy + np.maximum(ii - yy, 0.0) * (0.2 + 0.8 * cc) * (1.0 - 0.5 * gg)
         axes, ranges = AXES_4D, [[0, 255], [0, GRAD_HI], [0, 1], [0, 255]]
+    elif kind == "4d-detail":
+        d = np.linspace(-DETAIL_HI, DETAIL_HI, n_detail) / 255.0
+        yy, dd, cc, ii = np.meshgrid(y, d, c, y, indexing="ij")
+        base = yy + np.maximum(ii - yy, 0.0) * (0.2 + 0.8 * cc)
+        table = np.clip(base + 0.5 * dd, 0.0, 1.0)  # mild unsharp masking of the per-pixel max's detail
+        axes, ranges = AXES_4D_DETAIL, [[0, 255], [-DETAIL_HI, DETAIL_HI], [0, 1], [0, 255]]
     else:
-        raise ValueError(f"kind must be '3d' or '4d', got {kind!r}")
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     meta = {
         "untrained": True,
         "method": "analytic initial LUT (rtfuse.fusion.initial), not fitted to any data",

@@ -238,15 +238,28 @@ def _luma_row(vrow, dst):
     dst[w + 1] = dst[w]
 
 
-@njit(parallel=True, cache=True, fastmath=True, nogil=True)
-def fuse_lut4d(vis, ir, ctx, table, grad_scale, out):
-    """Fuse with a baked 4-D LUT over (visible Y, visible gradient, context, IR).
+@njit(inline="always")
+def _max_row(lum, irow, dst):
+    """max(luma, IR) of one row (``lum`` with replicated ends, as from :func:`_luma_row`) into ``dst``."""
+    w = dst.shape[0] - 2
+    for x in range(w):
+        dst[x + 1] = max(lum[x + 1], np.int32(irow[x]))
+    dst[0] = dst[1]
+    dst[w + 1] = dst[w]
 
-    ``table``: uint16 (256, 256, Ng, Nc), Q8.8, indexed [Y, IR, gradient node, context node].
-    The gradient is the L1 Sobel magnitude of Y divided by 8 (range 0..255, replicate border),
-    mapped to the grid by the *fixed* ``grad_scale`` = (Ng - 1) / grad_hi and clipped. A fixed
-    scale keeps a pixel in the same cell from frame to frame (no flicker), unlike per-frame
-    min-max normalisation. Each band of rows keeps a rolling 3-row luma buffer.
+
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
+def fuse_lut4d(vis, ir, ctx, table, axis_scale, axis_lo, detail, out):
+    """Fuse with a baked 4-D LUT over (visible Y, a per-pixel axis, context, IR).
+
+    ``table``: uint16 (256, 256, Ng, Nc), Q8.8, indexed [Y, IR, second-axis node, context node].
+    The second axis is, with ``detail`` False, the L1 Sobel magnitude of Y divided by 8 (range
+    0..255, replicate border; LUT-Fuse's gradient axis) or, with ``detail`` True, the signed detail
+    of the per-pixel max M = max(Y, IR): M minus the mean of its 4 neighbours (replicate border),
+    which lets a table sharpen at the pixel scale. Either maps to the grid by the *fixed*
+    ``(v - axis_lo) * axis_scale``, ``axis_scale`` = (Ng - 1) / (hi - lo), clipped. A fixed scale
+    keeps a pixel in the same cell from frame to frame (no flicker), unlike per-frame min-max
+    normalisation. Each band of rows keeps rolling 3-row luma (and max) buffers.
     """
     h, w = ir.shape
     hc, wc = ctx.shape
@@ -256,7 +269,8 @@ def fuse_lut4d(vis, ir, ctx, table, grad_scale, out):
     gmax = np.float32(ng - 1)
     kmax = nc - 2
     jmax = ng - 2
-    gs = np.float32(grad_scale / 8.0)
+    gs = np.float32(axis_scale / (4.0 if detail else 8.0))  # detail: 4 M - sum of 4; grad: |Gx|+|Gy|
+    g0 = np.float32(-axis_lo * axis_scale)
     cx0, cx1, cwx = axis_coords(w, wc)
     cy0, cy1, cwy = axis_coords(h, hc)
     vis2 = vis.reshape(h, 3 * w)
@@ -266,23 +280,37 @@ def fuse_lut4d(vis, ir, ctx, table, grad_scale, out):
     for band in prange(nbands):
         ya = band * _BAND
         buf = np.empty((3, w + 2), np.int32)
+        mbuf = np.empty((3 if detail else 1, w + 2), np.int32)
         crow = np.empty(wc, np.float32)
         pos = np.empty(w, np.float32)
         gpos = np.empty(w, np.float32)
         dd = np.empty(3 * w, np.int32)
         _luma_row(vis2[max(ya - 1, 0)], buf[(ya + 2) % 3])
         _luma_row(vis2[ya], buf[ya % 3])
+        if detail:
+            _max_row(buf[(ya + 2) % 3], ir[max(ya - 1, 0)], mbuf[(ya + 2) % 3])
+            _max_row(buf[ya % 3], ir[ya], mbuf[ya % 3])
         for y in range(ya, min(h, ya + _BAND)):
-            _luma_row(vis2[min(y + 1, h - 1)], buf[(y + 1) % 3])
-            up = buf[(y + 2) % 3]
+            yn = min(y + 1, h - 1)
+            _luma_row(vis2[yn], buf[(y + 1) % 3])
             mid = buf[y % 3]
-            dn = buf[(y + 1) % 3]
             irow = ir[y]
             _context_row(ctx, cy0, cy1, cwy, cx0, cx1, cwx, y, np.float32(nc - 1), crow, pos)
-            for x in range(w):
-                gx = (up[x + 2] + 2 * mid[x + 2] + dn[x + 2]) - (up[x] + 2 * mid[x] + dn[x])
-                gy = (dn[x] + 2 * dn[x + 1] + dn[x + 2]) - (up[x] + 2 * up[x + 1] + up[x + 2])
-                gpos[x] = min(np.float32(abs(gx) + abs(gy)) * gs, gmax)
+            if detail:
+                _max_row(buf[(y + 1) % 3], ir[yn], mbuf[(y + 1) % 3])
+                mu = mbuf[(y + 2) % 3]
+                mm = mbuf[y % 3]
+                md = mbuf[(y + 1) % 3]
+                for x in range(w):
+                    d = 4 * mm[x + 1] - (mu[x + 1] + md[x + 1] + mm[x] + mm[x + 2])
+                    gpos[x] = min(max(np.float32(d) * gs + g0, np.float32(0.0)), gmax)
+            else:
+                up = buf[(y + 2) % 3]
+                dn = buf[(y + 1) % 3]
+                for x in range(w):
+                    gx = (up[x + 2] + 2 * mid[x + 2] + dn[x + 2]) - (up[x] + 2 * mid[x] + dn[x])
+                    gy = (dn[x] + 2 * dn[x + 1] + dn[x + 2]) - (up[x] + 2 * up[x + 1] + up[x + 2])
+                    gpos[x] = min(np.float32(abs(gx) + abs(gy)) * gs, gmax)
             for x in range(w):
                 gp = gpos[x]
                 j = min(int(gp), jmax)

@@ -30,7 +30,7 @@ def context_map(vis: np.ndarray, ir: np.ndarray, model: LutModel) -> np.ndarray:
 
 
 class LutFuser:
-    """Fuse with a 3-D or 4-D LUT: ``fuser(vis_bgr, ir) -> fused_bgr``.
+    """Fuse with a LUT of any kind (:data:`rtfuse.fusion.lutfile.KINDS`): ``fuser(vis_bgr, ir) -> fused_bgr``.
 
     Inputs: ``vis`` uint8 (H, W, 3) BGR, ``ir`` uint8 (H, W). Output: uint8 (H, W, 3) BGR with
     the visible chroma and the LUT's fused luma. Safe to call from several threads.
@@ -40,9 +40,10 @@ class LutFuser:
         self.model = model
         self.name = name
         self.table = bake(model)
-        if model.kind == "4d":
-            ng = model.table.shape[model.axes.index("vis_grad")]
-            self.grad_scale = (ng - 1) / model.axis_range("vis_grad")[1]
+        if model.kind != "3d":
+            second = model.axes[1]  # vis_grad or max_detail
+            lo, hi = model.axis_range(second)
+            self.axis = ((model.table.shape[1] - 1) / (hi - lo), lo, second == "max_detail")
 
     @classmethod
     def from_file(cls, path: str | Path, name: str = "lut") -> "LutFuser":
@@ -64,7 +65,7 @@ class LutFuser:
             if self.model.kind == "3d":
                 kernels.fuse_lut3d(vis, ir, ctx, self.table, out)
             else:
-                kernels.fuse_lut4d(vis, ir, ctx, self.table, self.grad_scale, out)
+                kernels.fuse_lut4d(vis, ir, ctx, self.table, *self.axis, out)
         return out
 
     def __repr__(self) -> str:

@@ -4,12 +4,15 @@ Version 1 keys:
 
 ``format``      str, always ``"rtfuse-lut"``
 ``version``     int, ``1``
-``table``       float32, fused luma in [0, 1]; 3-D axes ``(vis_y, ir, context)`` or 4-D axes
-                ``(vis_y, vis_grad, context, ir)`` (LUT-Fuse's order), each axis >= 2 nodes
+``table``       float32, fused luma in [0, 1]; 3-D axes ``(vis_y, ir, context)``, 4-D axes
+                ``(vis_y, vis_grad, context, ir)`` (LUT-Fuse's order) or ``(vis_y, max_detail,
+                context, ir)``, each axis >= 2 nodes
 ``axes``        str (ndim,), the axis names in table order
 ``ranges``      float32 (ndim, 2), the input value at the first and last node of each axis:
                 ``vis_y``/``ir`` within [0, 255]; ``context`` is [0, 1]; ``vis_grad`` is
-                [0, hi] in units of L1-Sobel / 8 (fixed scale, clipped above ``hi``)
+                [0, hi] in units of L1-Sobel / 8 (fixed scale, clipped above ``hi``);
+                ``max_detail`` is [lo < 0, hi > 0] in levels: M minus the mean of its 4
+                neighbours, M = max(vis_y, ir) per pixel (clipped to the range)
 ``ctx_stride``  int, even: the context net runs on ``stride x stride`` block statistics
 ``ctx_w{i}``    float32 (Cout, Cin, k, k), k = 1 or 3; layer 0 has Cin = 4, the last Cout = 1
 ``ctx_b{i}``    float32 (Cout,)
@@ -35,6 +38,8 @@ FORMAT = "rtfuse-lut"
 VERSION = 1
 AXES_3D = ("vis_y", "ir", "context")
 AXES_4D = ("vis_y", "vis_grad", "context", "ir")
+AXES_4D_DETAIL = ("vis_y", "max_detail", "context", "ir")
+KINDS = {"3d": AXES_3D, "4d": AXES_4D, "4d-detail": AXES_4D_DETAIL}  # kind name -> axes
 CONTEXT_INPUTS = 4  # mean Y, mean IR, std Y, std IR (see kernels.context_stats)
 
 
@@ -65,8 +70,8 @@ class LutModel:
 
     @property
     def kind(self) -> str:
-        """``"3d"`` or ``"4d"``."""
-        return "3d" if self.axes == AXES_3D else "4d"
+        """``"3d"``, ``"4d"`` or ``"4d-detail"`` (see :data:`KINDS`)."""
+        return next(k for k, axes in KINDS.items() if axes == self.axes)
 
     @property
     def untrained(self) -> bool:
@@ -83,8 +88,8 @@ def validate(m: LutModel, source: str = "LUT") -> None:
     def bad(msg: str) -> LutFormatError:
         return LutFormatError(f"{source}: {msg}")
 
-    if m.axes not in (AXES_3D, AXES_4D):
-        raise bad(f"axes {m.axes} are not {AXES_3D} or {AXES_4D}")
+    if m.axes not in KINDS.values():
+        raise bad(f"axes {m.axes} are none of {', '.join(map(str, KINDS.values()))}")
     if m.table.ndim != len(m.axes):
         raise bad(f"table has {m.table.ndim} dimensions but {len(m.axes)} axes are named")
     if min(m.table.shape) < 2:
@@ -102,6 +107,8 @@ def validate(m: LutModel, source: str = "LUT") -> None:
             raise bad(f"axis 'context' must span [0, 1], got [{lo}, {hi}]")
         if name == "vis_grad" and lo != 0.0:
             raise bad(f"axis 'vis_grad' must start at 0, got {lo}")
+        if name == "max_detail" and not lo < 0.0 < hi:
+            raise bad(f"axis 'max_detail' must span 0 (signed detail), got [{lo}, {hi}]")
     if not (2 <= int(m.ctx_stride) <= 64 and int(m.ctx_stride) % 2 == 0):
         raise bad(f"ctx_stride {m.ctx_stride} must be even, within 2..64")
     if not m.ctx_layers:

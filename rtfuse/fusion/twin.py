@@ -22,7 +22,7 @@ except ModuleNotFoundError as e:  # the lut runtime never gets here; training do
         "this part of rtfuse needs PyTorch: pip install 'rtfuse[torch]' (pins torch==2.13.0)"
     ) from e
 
-from rtfuse.fusion.lutfile import AXES_3D, LutModel
+from rtfuse.fusion.lutfile import KINDS, LutModel
 
 
 def luma(vis: torch.Tensor) -> torch.Tensor:
@@ -65,6 +65,16 @@ def sobel_l1(y: torch.Tensor) -> torch.Tensor:
     gx = F.conv2d(yp, k.view(1, 1, 3, 3))
     gy = F.conv2d(yp, k.t().contiguous().view(1, 1, 3, 3))
     return (gx.abs() + gy.abs()) / 8.0
+
+
+def max_detail(y: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
+    """Signed detail of M = max(Y, IR): M minus the mean of its 4 neighbours (replicate border).
+
+    ``y``, ``ir`` integer (B, 1, H, W); float32 (B, 1, H, W) in levels, exact (quarters).
+    """
+    m = torch.maximum(y, ir).to(torch.float32)
+    p = F.pad(m, (1, 1, 1, 1), mode="replicate")
+    return m - 0.25 * (p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:])
 
 
 def _grid_pos(v: torch.Tensor, lo: float, hi: float, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,9 +148,11 @@ def fuse(
     values = {"vis_y": y, "ir": ir_i, "context": ctx}
     if "vis_grad" in axes:
         values["vis_grad"] = sobel_l1(y)
+    if "max_detail" in axes:
+        values["max_detail"] = max_detail(y, ir_i)
     if dense:
-        rest = [a for a in axes if a not in ("vis_y", "ir")]  # (context) or (vis_grad, context)
-        rest = sorted(rest, key=lambda a: ("vis_grad", "context").index(a))
+        rest = [a for a in axes if a not in ("vis_y", "ir")]  # (context) or (vis_grad | max_detail, context)
+        rest = sorted(rest, key=lambda a: ("vis_grad", "max_detail", "context").index(a))
         dense_t = bake_dense(table, axes, ranges)
         base = (y.long() * 256 + ir_i.long())[..., None]  # flat (Y, IR) cell, trailing axes follow
         coords = [_grid_pos(values[a], *ranges[axes.index(a)], table.shape[axes.index(a)]) for a in rest]
@@ -168,7 +180,7 @@ class LutFusion(nn.Module):
 
     @property
     def kind(self) -> str:
-        return "3d" if self.axes == AXES_3D else "4d"
+        return next(k for k, axes in KINDS.items() if axes == self.axes)
 
     def forward(self, vis: torch.Tensor, ir: torch.Tensor, dense: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         layers = list(zip(self.ctx_w, self.ctx_b))
