@@ -151,7 +151,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import json
 
-    from rtfuse.fusion.registry import load_fuser
+    from rtfuse.fusion.registry import SHIPPED_LUTS, load_fuser
     from rtfuse.runner import build
     from rtfuse.sinks.base import NullSink
 
@@ -167,7 +167,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         table.add_column(col, justify="left" if col in ("input", "backend") else "right")
     for size in sizes:
         for backend in args.backends:
-            fuser = load_fuser(backend, path=args.weights if backend in ("lut", "lut3d", "lut4d", "teacher") else None)
+            takes_weights = backend in SHIPPED_LUTS or backend == "teacher"
+            fuser = load_fuser(backend, path=args.weights if takes_weights else None)
             if given:
                 vis_spec, ir_spec, label = args.vis, args.ir, f"{Path(args.vis).name} + {Path(args.ir).name}"
             else:
@@ -417,8 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ir", metavar="SRC", help="infrared source instead of synthetic scenes")
     p.add_argument("--sizes", type=lambda s: [size_arg(v) for v in s.split(",")],
                    default=[(640, 480), (1280, 720), (1920, 1080)], help="comma-separated WxH list")
-    p.add_argument("--backends", type=lambda s: s.split(","), default=["lut3d", "lut4d", "blend"],
-                   help="comma-separated backends (default lut3d,lut4d,blend; lut is lut4d)")
+    p.add_argument("--backends", type=lambda s: s.split(","), default=["lut", "lut3d", "blend"],
+                   help="comma-separated backends (default lut,lut3d,blend; lut is the 4d-detail table)")
     p.add_argument("--frames", type=int, default=300, help="frames per configuration (default 300)")
     p.add_argument("--live", action="store_true",
                    help="latency mode: real-time synthetic cameras at --rates, latest-frame-wins, RSS at start/end "

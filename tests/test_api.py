@@ -7,7 +7,7 @@ import rtfuse
 from conftest import REPO, random_pair
 
 
-@pytest.fixture(scope="module", params=["lut", "lut3d", "lut4d", "blend"])
+@pytest.fixture(scope="module", params=["lut", "lut3d", "lut4d", "lut4d-detail", "blend"])
 def fuser(request):
     return rtfuse.load_fuser(request.param)
 
@@ -60,7 +60,7 @@ def test_non_array_input_raises(fuser):
 
 
 def test_shipped_luts_are_trained_and_the_analytic_ones_labelled_untrained():
-    for name in ("lut", "lut3d", "lut4d"):
+    for name in ("lut", "lut3d", "lut4d", "lut4d-detail"):
         model = rtfuse.load_fuser(name).model
         assert not model.untrained and "distilled" in model.meta["method"], name
     for kind in ("3d", "4d"):

@@ -27,7 +27,7 @@ import numpy as np
 import rtfuse
 from rtfuse.synthetic import SyntheticScene
 vis, ir = SyntheticScene(160, 120, seed=3).render(5)
-for name in ("lut", "lut3d", "lut4d", "blend"):
+for name in ("lut", "lut3d", "lut4d", "lut4d-detail", "blend"):
     out = rtfuse.load_fuser(name)(vis, ir)
     assert out.shape == vis.shape and out.dtype == np.uint8
 from rtfuse.cli import main

@@ -14,10 +14,11 @@ Fuser = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 # The shipped tables live in the repository's weights/ (RTFUSE_WEIGHTS overrides).
 WEIGHTS_DIR = Path(os.environ.get("RTFUSE_WEIGHTS", Path(__file__).resolve().parents[2] / "weights"))
-SHIPPED_LUTS = {  # distilled from the teacher (weights/MODEL_CARD.md); *_untrained.npz: analytic start
-    "lut": "lut4d.npz",
+SHIPPED_LUTS = {  # distilled from the teachers (weights/MODEL_CARD.md); *_untrained.npz: analytic start
+    "lut": "lut4d_detail.npz",
     "lut3d": "lut3d.npz",
     "lut4d": "lut4d.npz",
+    "lut4d-detail": "lut4d_detail.npz",
 }
 SHIPPED_NETS = {"student": "student.pt"}  # the teacher is not shipped (12 MB): pass path=
 BACKENDS = (*SHIPPED_LUTS, "blend", "student", "teacher")
@@ -27,7 +28,7 @@ def load_fuser(backend: str = "lut", path: str | os.PathLike | None = None, **op
     """Return a fuser ``f(vis_bgr, ir) -> fused_bgr`` for ``backend``.
 
     ``vis_bgr`` is uint8 (H, W, 3) BGR, ``ir`` uint8 (H, W); the result is uint8 (H, W, 3) BGR.
-    Backends: ``lut`` (the shipped default LUT), ``lut3d``, ``lut4d``, ``blend`` (option
+    Backends: ``lut`` (the shipped default LUT), ``lut3d``, ``lut4d``, ``lut4d-detail``, ``blend`` (option
     ``alpha``), ``student`` and ``teacher`` (PyTorch networks, CUDA when available; option
     ``device``). ``path`` loads another ``.npz`` LUT or ``.pt`` checkpoint instead of the shipped
     one (the teacher is not shipped and needs it). Contract violations raise ``ValueError``; the
