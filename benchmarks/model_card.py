@@ -1,7 +1,8 @@
 """Numbers for weights/MODEL_CARD.md: parameters, CPU ms per 640x480 frame, metrics on three sets.
 
-    .venv/bin/python benchmarks/model_card.py --teacher runs/teacher/teacher.pt \
-        --student weights/student.pt --lut3d weights/lut3d.npz --lut4d weights/lut4d.npz
+    .venv/bin/python benchmarks/model_card.py --teacher runs/teacher_fF/teacher.pt \
+        --student weights/student.pt --lut3d weights/lut3d.npz --lut4d weights/lut4d.npz \
+        --lut4d-detail weights/lut4d_detail.npz
 
 Sets: TNO (25), the RoadScene held-out split (rtfuse.training.data.split_stems) and MSRS (5),
 read from ../shared/data. PSNR (colour, dB) is against the teacher's fused output.
@@ -52,6 +53,7 @@ def main() -> None:
     ap.add_argument("--student", type=Path)
     ap.add_argument("--lut3d", type=Path)
     ap.add_argument("--lut4d", type=Path)
+    ap.add_argument("--lut4d-detail", type=Path)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
@@ -72,6 +74,8 @@ def main() -> None:
         models["lut3d"] = load_fuser("lut3d", path=args.lut3d)
     if args.lut4d:
         models["lut4d"] = load_fuser("lut4d", path=args.lut4d)
+    if args.lut4d_detail:
+        models["lut4d-detail"] = load_fuser("lut4d-detail", path=args.lut4d_detail)
     models["blend"] = load_fuser("blend")
     out: dict = {"models": {}, "sets": {}}
     for name, f in models.items():
