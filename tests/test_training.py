@@ -104,6 +104,12 @@ def test_teacher_trains_resumes_and_students_and_luts_distil(dataset, tmp_path, 
     f = rtfuse.load_fuser("lut", path=lut)
     assert not f.model.untrained and f.model.meta["teacher"] == "teacher.pt"
     assert f.model.meta["config"]["detail"] == 1.2
+    detail_lut = tmp_path / "lut4d_detail.npz"
+    assert main(["distill", "lut", "--teacher", str(run / "teacher.pt"), "--data", str(dataset), "--kind", "4d-detail",
+                 "-o", str(detail_lut), "--bank", "4", "--batch", "2", "--crop", "64", "--steps", "2",
+                 "--ckpt", str(tmp_path / "lut_detail.pt")]) == 0
+    g = rtfuse.load_fuser("lut4d-detail", path=detail_lut)
+    assert g.model.kind == "4d-detail" and not g.model.untrained and g(vis, ir).shape == vis.shape
     assert f(vis, ir).shape == vis.shape
 
 
