@@ -9,10 +9,15 @@ import torch
 import torch.nn.functional as F
 
 
-def _gauss(window: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:
+def _gauss1d(window: int, sigma: float, device=None) -> torch.Tensor:
+    """Normalised 1-D Gaussian of ``window`` taps (odd), float32."""
     x = torch.arange(window, dtype=torch.float32, device=device) - (window - 1) / 2
     g = torch.exp(-(x * x) / (2 * sigma * sigma))
-    g = g / g.sum()
+    return g / g.sum()
+
+
+def _gauss(window: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:
+    g = _gauss1d(window, sigma, device)
     return (g[:, None] * g[None, :]).view(1, 1, window, window)
 
 
@@ -54,9 +59,7 @@ def replace_luma(vis_bgr: torch.Tensor, vis_y: torch.Tensor, fused_y: torch.Tens
 def lowpass(x: torch.Tensor, sigma: float = 4.0) -> torch.Tensor:
     """Separable Gaussian blur of (B, 1, H, W) with reflect border (the image's base layer)."""
     r = int(3 * sigma + 0.5)
-    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
-    g = torch.exp(-(t * t) / (2 * sigma * sigma))
-    g = g / g.sum()
+    g = _gauss1d(2 * r + 1, sigma, x.device).to(x.dtype)
     x = F.pad(x, (r, r, r, r), mode="reflect")
     return F.conv2d(F.conv2d(x, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
 
@@ -72,12 +75,13 @@ def fusion_loss(fused_y: torch.Tensor, vis_y: torch.Tensor, ir: torch.Tensor, vi
     ``detail_edges`` > 0 only where that max gradient exceeds it, so flat and textured areas keep
     their source values), L1 on CbCr of the output BGR to the visible image (non-zero only
     where brightening clips a channel), and (weight ``base``) L1 between the base layers
-    (:func:`lowpass` at ``base_sigma``) of the output and of the per-pixel max: it keeps the large-scale intensities
-    a function of the sources, so the detail term sharpens edges without shifting whole regions
-    (which costs mutual information with the sources)."""
+    (:func:`lowpass` at ``base_sigma``) of the output and of the per-pixel max: it keeps the
+    large-scale intensities a function of the sources, so the detail term sharpens edges without
+    shifting whole regions (which costs mutual information with the sources)."""
     w = {**DEFAULT_WEIGHTS, **(weights or {})}
     l_ssim = (1 - ssim(fused_y, vis_y)) + (1 - ssim(fused_y, ir))
-    l_int = (fused_y - torch.maximum(vis_y, ir)).abs().mean()
+    mx = torch.maximum(vis_y, ir)
+    l_int = (fused_y - mx).abs().mean()
     g_max = torch.maximum(sobel(vis_y), sobel(ir))
     boost = 1 + (detail - 1) * (g_max > detail_edges).to(g_max.dtype) if detail_edges > 0 else detail
     l_grad = (sobel(fused_y) - boost * g_max).abs().mean()
@@ -85,7 +89,7 @@ def fusion_loss(fused_y: torch.Tensor, vis_y: torch.Tensor, ir: torch.Tensor, vi
     total = w["ssim"] * l_ssim + w["int"] * l_int + w["grad"] * l_grad + w["color"] * l_color
     terms = {"ssim": l_ssim.item(), "int": l_int.item(), "grad": l_grad.item(), "color": l_color.item()}
     if w["base"] > 0:
-        l_base = (lowpass(fused_y, base_sigma) - lowpass(torch.maximum(vis_y, ir), base_sigma)).abs().mean()
+        l_base = (lowpass(fused_y, base_sigma) - lowpass(mx, base_sigma)).abs().mean()
         total = total + w["base"] * l_base
         terms["base"] = l_base.item()
     return total, terms
