@@ -40,6 +40,11 @@ AXES_3D = ("vis_y", "ir", "context")
 AXES_4D = ("vis_y", "vis_grad", "context", "ir")
 AXES_4D_DETAIL = ("vis_y", "max_detail", "context", "ir")
 KINDS = {"3d": AXES_3D, "4d": AXES_4D, "4d-detail": AXES_4D_DETAIL}  # kind name -> axes
+
+
+def kind_of(axes: tuple[str, ...]) -> str:
+    """The kind name (a key of :data:`KINDS`) of a table with these axes."""
+    return next(k for k, a in KINDS.items() if a == tuple(axes))
 CONTEXT_INPUTS = 4  # mean Y, mean IR, std Y, std IR (see kernels.context_stats)
 
 
@@ -71,7 +76,7 @@ class LutModel:
     @property
     def kind(self) -> str:
         """``"3d"``, ``"4d"`` or ``"4d-detail"`` (see :data:`KINDS`)."""
-        return next(k for k, axes in KINDS.items() if axes == self.axes)
+        return kind_of(self.axes)
 
     @property
     def untrained(self) -> bool:

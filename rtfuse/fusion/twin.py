@@ -22,7 +22,7 @@ except ModuleNotFoundError as e:  # the lut runtime never gets here; training do
         "this part of rtfuse needs PyTorch: pip install 'rtfuse[torch]' (pins torch==2.13.0)"
     ) from e
 
-from rtfuse.fusion.lutfile import KINDS, LutModel
+from rtfuse.fusion.lutfile import LutModel, kind_of
 
 
 def luma(vis: torch.Tensor) -> torch.Tensor:
@@ -180,7 +180,7 @@ class LutFusion(nn.Module):
 
     @property
     def kind(self) -> str:
-        return next(k for k, axes in KINDS.items() if axes == self.axes)
+        return kind_of(self.axes)
 
     def forward(self, vis: torch.Tensor, ir: torch.Tensor, dense: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         layers = list(zip(self.ctx_w, self.ctx_b))
