@@ -33,7 +33,7 @@ def main() -> None:
     for s in stems:
         vis, ir = read_vis(vis_f[s]), read_ir(ir_f[s])
         fused = np.maximum(metrics.to_gray(ir), metrics.to_gray(vis))
-        rows.append(metrics.evaluate(np.repeat(fused[..., None], 3, 2), ir, vis))
+        rows.append(metrics.evaluate(fused, ir, vis))
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
     print(f"max on {args.set} ({args.split}, {len(stems)} pairs): " + ", ".join(f"{k} {v:.3f}" for k, v in mean.items()))
 

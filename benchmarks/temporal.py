@@ -1,10 +1,11 @@
 """Temporal stability of each LUT backend on a real clip: does the fusion add flicker?
 
-    .venv/bin/python benchmarks/temporal.py [--video ../shared/data/video/0111_1716_vis.mp4 ...]
+    .venv/bin/python benchmarks/temporal.py [--vis V.mp4 --ir I.mp4] [--frames 150] [--backends lut,lut3d]
 
-For consecutive frames t-1, t of the real paired M3SVD clip (decoded with PyAV), it reports the
-mean |F_t - F_{t-1}| of each backend's fused luma divided by the same for the per-pixel max of the
-sources, which carries the same scene motion and sensor noise. A ratio near the max's 1.0 means the
+For consecutive frames t-1, t of the real paired M3SVD clip (read and paired by timestamp as the
+pipeline does: VideoFileSource + sync.pair_nearest), it reports the mean |F_t - F_{t-1}| of each
+backend's fused luma divided by the same for the per-pixel max of the sources, which carries the
+same scene motion and sensor noise. A ratio near the max's 1.0 means the
 fusion adds no flicker of its own; sharpening raises it by amplifying the sources' temporal noise.
 """
 
@@ -21,22 +22,15 @@ sys.path.insert(0, str(REPO))
 VIDEO = REPO.parent / "shared" / "data" / "video"
 
 
-def frames(path: Path, n: int) -> list[np.ndarray]:
-    import av
-
-    out = []
-    with av.open(str(path)) as c:
-        for f in c.decode(video=0):
-            out.append(f.to_ndarray(format="bgr24"))
-            if len(out) == n:
-                break
-    return out
-
-
 def main() -> None:
+    from itertools import islice
+
     import cv2
 
     from rtfuse.fusion.registry import load_fuser
+    from rtfuse.prepare import to_ir_gray, to_vis_bgr
+    from rtfuse.sources.video import VideoFileSource
+    from rtfuse.sync import pair_nearest
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--vis", type=Path, default=VIDEO / "0111_1716_vis.mp4")
@@ -46,11 +40,14 @@ def main() -> None:
     args = ap.parse_args()
     if not args.vis.is_file() or not args.ir.is_file():
         sys.exit(f"input videos not found: {args.vis}, {args.ir} (pass --vis/--ir)")
-    vis = frames(args.vis, args.frames)
-    ir = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames(args.ir, args.frames)]
-    n = min(len(vis), len(ir))
-    gray = [cv2.cvtColor(v, cv2.COLOR_BGR2GRAY).astype(np.float64) for v in vis[:n]]
-    ref = [np.maximum(g, i) for g, i in zip(gray, ir[:n])]
+    with VideoFileSource(args.vis, "visible") as sv, VideoFileSource(args.ir, "IR") as si:
+        period = 1.0 / (sv.fps or 30.0)
+        pairs = list(islice(pair_nearest(sv.frames(), si.frames(), tolerance=0.5 * period), args.frames))
+    vis = [to_vis_bgr(fv.image) for fv, _ in pairs]
+    ir = [to_ir_gray(fi.image) for _, fi in pairs]
+    n = len(pairs)
+    gray = [cv2.cvtColor(v, cv2.COLOR_BGR2GRAY).astype(np.float64) for v in vis]
+    ref = [np.maximum(g, i) for g, i in zip(gray, ir)]
 
     def change(seq):
         return float(np.mean([np.abs(b - a).mean() for a, b in zip(seq, seq[1:])]))
@@ -61,7 +58,7 @@ def main() -> None:
     print("|---|---:|---:|")
     for name in args.backends.split(","):
         f = load_fuser(name)
-        fused = [cv2.cvtColor(f(v, i), cv2.COLOR_BGR2GRAY).astype(np.float64) for v, i in zip(vis[:n], ir[:n])]
+        fused = [cv2.cvtColor(f(v, i), cv2.COLOR_BGR2GRAY).astype(np.float64) for v, i in zip(vis, ir)]
         c = change(fused)
         print(f"| {name} | {c:.3f} | {c / base:.2f} |")
 
