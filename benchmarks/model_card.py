@@ -1,8 +1,8 @@
 """Numbers for weights/MODEL_CARD.md: parameters, CPU ms per 640x480 frame, metrics on three sets.
 
     .venv/bin/python benchmarks/model_card.py --teacher runs/teacher_fF/teacher.pt \
-        --student weights/student.pt --lut3d weights/lut3d.npz --lut4d weights/lut4d.npz \
-        --lut4d-detail weights/lut4d_detail.npz
+        --student rtfuse/weights/student.pt --lut3d rtfuse/weights/lut3d.npz \
+        --lut4d rtfuse/weights/lut4d.npz --lut4d-detail rtfuse/weights/lut4d_detail.npz
 
 Sets: TNO (25), the RoadScene held-out split (rtfuse.training.data.split_stems) and MSRS (5),
 read from ../shared/data. PSNR (colour, dB) is against the teacher's fused output.

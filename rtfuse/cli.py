@@ -9,33 +9,19 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from rtfuse import interrupt
+from rtfuse.argtypes import COUNT, FPS, NON_NEGATIVE, POSITIVE, SHARE, csv_of, integer, size_arg
 from rtfuse.calib.commands import add_parser as add_calibrate_parser
 from rtfuse.errors import RtfuseError
 from rtfuse.fusion.lutfile import KINDS
-from rtfuse.runner import add_output_args, add_source_args, size_arg
+from rtfuse.messages import error, make_console, note
+from rtfuse.paths import check_writable_file, check_writable_folder, refuse_overwrite
+from rtfuse.runner import add_camera_args, add_output_args, add_source_args
 from rtfuse.sinks.window import KEYS_HELP
 
-def _number(lo: float, hi: float = float("inf"), lo_open: bool = False):
-    """argparse type: a float within [lo, hi] (or (lo, hi] with ``lo_open``), else one clear message."""
-
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not (v > lo if lo_open else v >= lo) or v > hi:
-            where = f"{'above' if lo_open else 'at least'} {lo:g}" + (f" and at most {hi:g}" if hi < float("inf") else "")
-            raise argparse.ArgumentTypeError(f"{text} must be {where}")
-        return v
-
-    return parse
-
-
-POSITIVE, NON_NEGATIVE, SHARE = _number(0.0, lo_open=True), _number(0.0), _number(0.0, 1.0)
-
-# Wide enough for the statistics tables when the output goes to a file or a pipe.
-console = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
+console = make_console()
 
 
 def _add_backend_args(p: argparse.ArgumentParser) -> None:
@@ -46,85 +32,105 @@ def _add_backend_args(p: argparse.ArgumentParser) -> None:
                    help="a LUT .npz (lut backends) or network .pt (student, teacher) instead of the shipped one")
 
 
-def _fuser(args: argparse.Namespace):
+def _load(backend: str, weights: Path | None):
     from rtfuse.fusion.registry import load_fuser
 
-    return load_fuser(args.backend, path=args.weights)
+    if backend == "teacher" and weights is None:
+        raise RtfuseError("the teacher backend needs its checkpoint: --weights runs/teacher/teacher.pt "
+                          "(train one with `rtfuse train teacher`; it is not shipped)")
+    return load_fuser(backend, path=weights)
+
+
+def _fuser(args: argparse.Namespace):
+    return _load(args.backend, args.weights)
+
+
+def _stopped(report) -> int:
+    """Exit status of a run: 0, or 128 + the signal that stopped it (130 for Ctrl-C, 143 for SIGTERM)."""
+    return interrupt.exit_code() if report.interrupted else 0
 
 
 def cmd_fuse(args: argparse.Namespace) -> int:
     from rtfuse.images import IMAGE_EXTS
     from rtfuse.stills import fuse_folder, fuse_pair
 
-    vis, ir = Path(args.vis), Path(args.ir)
-    for p in (vis, ir):
+    vis, ir, out = Path(args.vis), Path(args.ir), Path(args.output)
+    for label, p in (("visible", vis), ("IR", ir)):
         if not p.exists():
-            raise RtfuseError(f"{p}: no such file or directory")
+            raise RtfuseError(f"{p}: no such file or folder (the {label} input)")
     if vis.is_dir() != ir.is_dir():
         raise RtfuseError("--vis and --ir must both be files or both be folders")
-    fuser = _fuser(args)
+    refuse_overwrite(out, {"visible": vis, "IR": ir})
     if vis.is_dir():
-        report = fuse_folder(vis, ir, Path(args.output), fuser, ext=args.ext, resize_ir=args.resize_ir, console=console)
+        if out.exists() and not out.is_dir():
+            raise RtfuseError(f"{out}: is a file; folders of pairs are fused into a folder")
+        check_writable_folder(out, "fused images", create=True)
+        fuser = _fuser(args)
+        report = fuse_folder(vis, ir, out, fuser, ext=args.ext, resize_ir=args.resize_ir, console=console)
         return 1 if report.failed else 0
     if vis.suffix.lower() in IMAGE_EXTS and ir.suffix.lower() in IMAGE_EXTS:
-        fuse_pair(vis, ir, Path(args.output), fuser, resize_ir=args.resize_ir)
-        console.print(f"wrote {args.output}")
+        check_writable_file(out, "fused image")
+        fuse_pair(vis, ir, out, _fuser(args), resize_ir=args.resize_ir)
+        console.print(f"wrote {out}")
         return 0
-    return _fuse_videos(args, fuser)
+    return _fuse_videos(args)
 
 
-def _fuse_videos(args: argparse.Namespace, fuser) -> int:
+def _fuse_videos(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from rtfuse.runner import build, print_summary, run_pipeline, video_sink
+    from rtfuse.runner import build, run_and_report, video_sink
 
-    sink = video_sink(Path(args.output), args)
-    pipe = build(args, args.vis, args.ir, [sink], fuser)
+    sink = video_sink(Path(args.output), args, console)
+    pipe = build(args, args.vis, args.ir, [sink], _fuser(args))
     pipe.vis.open()  # fail early, before the progress bar, and learn the frame count
     pipe.ir.open()
     columns = (TextColumn("fusing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("fuse", total=pipe.vis.frame_count, fps="")
-        t0 = time.perf_counter()
+    progress = Progress(*columns, console=console, transient=False)
+    task = progress.add_task("fuse", total=pipe.vis.frame_count, fps="")
+    t0 = time.perf_counter()
 
-        def on_frame(n: int) -> None:
-            if n % 10 == 0:
-                progress.update(task, completed=n, fps=f"{n / (time.perf_counter() - t0):.0f} fps")
+    def on_frame(n: int) -> None:
+        if n % 10 == 0:
+            progress.update(task, completed=n, fps=f"{n / (time.perf_counter() - t0):.0f} fps")
 
-        pipe.on_frame = on_frame
-        report = run_pipeline(pipe, console)
-        progress.update(task, completed=report.stats.frames_out)
-    print_summary(pipe, report, console, "rtfuse fuse")
-    return 130 if report.interrupted else 0
+    pipe.on_frame = on_frame
+    report = run_and_report(pipe, console, "rtfuse fuse", display=progress,
+                            on_end=lambda r: progress.update(task, completed=r.stats.frames_out))
+    return _stopped(report)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from rtfuse.runner import build, run_and_report, video_sink
     from rtfuse.sinks.window import WindowSink, has_display
 
+    inputs = {"visible": args.vis, "IR": args.ir}
+    for out in (args.out, args.images_out):
+        if out is not None:
+            refuse_overwrite(out, inputs)
     sinks = []
     if args.out:
-        sinks.append(video_sink(Path(args.out), args))
+        sinks.append(video_sink(Path(args.out), args, console))
     if args.images_out:
         from rtfuse.sinks.folder import ImageFolderSink
 
+        check_writable_folder(args.images_out, "fused images", create=True)
         sinks.append(ImageFolderSink(args.images_out))
     if not args.no_display:
         ok, why = has_display()
         if ok:
             sinks.append(WindowSink(save_dir=args.save_dir, codec=args.codec))
         else:
-            console.print(f"[yellow]note:[/] window skipped: {why}")
+            note(console, f"window skipped: {why}")
     if not sinks:
         from rtfuse.sinks.base import NullSink
 
-        console.print("[yellow]note:[/] no output: pass --out FILE.mp4 or --images-out DIR to keep the result")
+        note(console, "no output: pass --out FILE.mp4 or --images-out DIR to keep the result")
         sinks.append(NullSink())
     pipe = build(args, args.vis, args.ir, sinks, _fuser(args), count=args.synthetic_frames, size=args.size,
                  realtime=args.realtime)
-    report = run_and_report(pipe, console, "rtfuse run")
-    return 130 if report.interrupted else 0
+    return _stopped(run_and_report(pipe, console, "rtfuse run"))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -136,39 +142,56 @@ def cmd_demo(args: argparse.Namespace) -> int:
         sinks = [WindowSink("rtfuse demo")]
         console.print("rtfuse demo: synthetic scene in a window (keys: f v i s h, q quits)")
     else:
-        sinks = [video_sink(Path(args.output), args)]
+        sinks = [video_sink(Path(args.output), args, console)]
         console.print(f"rtfuse demo: {why or 'display disabled'}; writing {args.output}")
     fuser = _fuser(args)
     model = getattr(fuser, "model", None)
     if model is not None and model.untrained:
-        console.print(f"[yellow]note:[/] backend {args.backend} uses the UNTRAINED initial LUT")
+        note(console, f"backend {args.backend} uses the UNTRAINED initial LUT")
     spec = f"synthetic:{args.size[0]}x{args.size[1]}@{args.fps:g}"
     pipe = build(args, spec, spec, sinks, fuser, count=args.frames, realtime=ok and not args.no_display)
-    report = run_and_report(pipe, console, "rtfuse demo")
-    return 130 if report.interrupted else 0
+    return _stopped(run_and_report(pipe, console, "rtfuse demo"))
+
+
+def _load_bench_fusers(args: argparse.Namespace) -> dict:
+    """Every backend's fuser, loaded before the first measurement: a missing weights file fails
+    at once instead of after the rows already measured."""
+    from rtfuse.fusion.registry import BACKENDS, SHIPPED_LUTS
+
+    unknown = [b for b in args.backends if b not in BACKENDS]
+    if unknown:
+        raise RtfuseError(f"unknown backend(s) {', '.join(unknown)} in --backends; choose from {', '.join(BACKENDS)}")
+    fusers = {}
+    for backend in args.backends:
+        takes_weights = backend in SHIPPED_LUTS or backend == "teacher"
+        try:
+            fusers[backend] = _load(backend, args.weights if takes_weights else None)
+        except RtfuseError as e:
+            raise RtfuseError(f"backend {backend}: {e}") from None
+    return fusers
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     import json
 
-    from rtfuse.fusion.registry import SHIPPED_LUTS, load_fuser
     from rtfuse.runner import build
     from rtfuse.sinks.base import NullSink
 
+    if args.json:
+        check_writable_file(args.json, "JSON results")
     if args.live:
         return _bench_live(args)
     given = args.vis is not None or args.ir is not None
     if given and (args.vis is None or args.ir is None):
         raise RtfuseError("bench takes both --vis and --ir, or neither (synthetic scenes)")
     sizes = [None] if given else args.sizes
+    fusers = _load_bench_fusers(args)
     results = []
     table = Table(title="rtfuse bench: pipeline with the null sink")
     for col in ("input", "backend", "frames", "fps", "read vis", "read ir", "align", "fuse", "overhead"):
         table.add_column(col, justify="left" if col in ("input", "backend") else "right")
     for size in sizes:
-        for backend in args.backends:
-            takes_weights = backend in SHIPPED_LUTS or backend == "teacher"
-            fuser = load_fuser(backend, path=args.weights if takes_weights else None)
+        for backend, fuser in fusers.items():
             if given:
                 vis_spec, ir_spec, label = args.vis, args.ir, f"{Path(args.vis).name} + {Path(args.ir).name}"
             else:
@@ -180,20 +203,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
             warm.run()
             pipe = build(args, vis_spec, ir_spec, [NullSink()], fuser, count=args.frames)
             pipe.max_frames = args.frames
-            stats = pipe.run().stats
+            report = pipe.run()
+            if report.interrupted:
+                break
+            stats = report.stats
             d = stats.to_dict()
             ms = {k: v["median_ms"] for k, v in d["stages"].items()}
             table.add_row(label, backend, str(stats.frames_out), f"{stats.fps:.0f}",
                           *(f"{ms.get(k, float('nan')):.2f} ms" for k in ("read vis", "read ir", "align", "fuse")),
                           f"{100 * stats.overhead_fraction():.1f} %")
             results.append({"input": label, "backend": backend, **d})
+        if interrupt.received():
+            break
     console.print(table)
     console.print("overhead: time the pipeline threads spend outside stages and blocked waits "
                   "(queue hand-offs, copies, bookkeeping), as a share of the sum of stage times")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        from rtfuse.atomic import write_atomic
+
+        write_atomic(args.json, json.dumps(results, indent=2).encode(), "JSON results")
         console.print(f"wrote {args.json}")
-    return 0
+    return interrupt.exit_code() if interrupt.received() else 0
 
 
 def _rss_mb() -> float:
@@ -210,13 +240,13 @@ def _rss_mb() -> float:
 def _bench_live(args: argparse.Namespace) -> int:
     import json
 
-    from rtfuse.fusion.registry import load_fuser
     from rtfuse.runner import build
     from rtfuse.sinks.base import NullSink
     from rtfuse.synthetic import SyntheticScene
 
     w, h = args.sizes[0]
-    fuser = load_fuser(args.backends[0], path=args.weights)
+    args.backends = args.backends[:1]
+    fuser = _load_bench_fusers(args)[args.backends[0]]
     fuser(*SyntheticScene(w, h).render(0))  # compile / warm up before timing
     table = Table(title=f"rtfuse bench --live: synthetic cameras {w}x{h}, backend {args.backends[0]}, null sink")
     for col in ("camera fps", "frames", "out fps", "latency median", "latency p95", "budget", "vis dropped",
@@ -230,7 +260,10 @@ def _bench_live(args: argparse.Namespace) -> int:
         rss_at: dict[int, float] = {}
         pipe.on_frame = lambda n: rss_at.setdefault(n, _rss_mb()) if n % 1000 == 0 else None
         rss0 = _rss_mb()
-        stats = pipe.run().stats
+        report = pipe.run()
+        if report.interrupted:
+            break
+        stats = report.stats
         rss1 = _rss_mb()
         d = stats.to_dict()
         budget = 1e3 / rate + d["stages"]["fuse"]["median_ms"]
@@ -246,9 +279,11 @@ def _bench_live(args: argparse.Namespace) -> int:
                   "period + the median fusion time; IR superseded: IR frames replaced by a newer one before any "
                   "visible frame needed them (latest-frame-wins)")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        from rtfuse.atomic import write_atomic
+
+        write_atomic(args.json, json.dumps(results, indent=2).encode(), "JSON results")
         console.print(f"wrote {args.json}")
-    return 0
+    return interrupt.exit_code() if interrupt.received() else 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -256,13 +291,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from rtfuse.evaluate import evaluate_folder, table, write
 
+    for path, what in ((args.csv, "CSV metrics"), (args.json, "JSON metrics")):
+        if path is not None:
+            check_writable_file(path, what)
     fuser = None
     if args.fused is None:
         fuser = _fuser(args)
     with Progress(console=console, transient=True) as progress:
         rows = evaluate_folder(Path(args.vis), Path(args.ir), args.fused, fuser, args.reference, progress, args.split)
     what = str(args.fused) if args.fused else f"backend {args.backend}" + (f" ({args.weights})" if args.weights else "")
-    Console(highlight=False, width=200).print(table(rows, f"rtfuse eval: {what} on {len(rows) - 1} pairs", args.per_image))
+    Console(highlight=False, markup=False, emoji=False, width=200).print(table(rows, f"rtfuse eval: {what} on {len(rows) - 1} pairs", args.per_image))
     write(rows, args.csv, args.json)
     for p in (args.csv, args.json):
         if p:
@@ -328,13 +366,13 @@ def cmd_lut_info(args: argparse.Namespace) -> int:
     m = load_lut(args.file)
     t = Table(title=str(args.file), show_header=False)
     t.add_row("kind", m.kind)
-    t.add_row("state", "[bold red]UNTRAINED[/] initial LUT" if m.untrained else "trained")
+    t.add_row("state", Text.assemble(("UNTRAINED", "bold red"), " initial LUT") if m.untrained else "trained")
     t.add_row("table", " x ".join(f"{a}[{n}]" for a, n in zip(m.axes, m.table.shape)))
     t.add_row("ranges", ", ".join(f"{a} {lo:g}..{hi:g}" for a, (lo, hi) in zip(m.axes, m.ranges)))
     t.add_row("context net", f"stride {m.ctx_stride}, layers " + " -> ".join(str(tuple(w.shape)) for w, _ in m.ctx_layers))
     for k, v in sorted(m.meta.items()):
         t.add_row(f"meta.{k}", str(v))
-    Console(highlight=False).print(t)
+    Console(highlight=False, markup=False, emoji=False).print(t)
     return 0
 
 
@@ -348,7 +386,7 @@ def cmd_lut_init(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _ConfigAwareParser(
         prog="rtfuse",
         description="Real-time infrared + visible fusion. Each command has its own --help.",
     )
@@ -389,12 +427,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images-out", type=Path, help="write every fused frame as an image into this folder")
     p.add_argument("--no-display", action="store_true", help="no window")
     p.add_argument("--save-dir", type=Path, default=Path("."), help="where window snapshots and recordings go")
-    p.add_argument("--max-frames", type=int, help="stop after this many fused frames")
+    p.add_argument("--max-frames", type=COUNT, help="stop after this many fused frames")
     p.add_argument("--size", type=size_arg, default=(640, 480), help="synthetic sources: frame size (default 640x480)")
-    p.add_argument("--synthetic-frames", type=int, help="synthetic sources: number of frames (default endless)")
+    p.add_argument("--synthetic-frames", type=COUNT, help="synthetic sources: number of frames (default endless)")
     p.add_argument("--realtime", action="store_true", help="synthetic sources: pace frames at their fps")
     _add_backend_args(p)
     add_source_args(p)
+    add_camera_args(p)
     add_output_args(p)
     p.set_defaults(func=cmd_run)
 
@@ -402,8 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Synthetic visible + IR through the whole pipeline. Opens a window when a "
                        "display exists, otherwise writes demo_fused.mp4; prints the statistics.")
     p.add_argument("--size", type=size_arg, default=(640, 480), help="frame size WxH (default 640x480)")
-    p.add_argument("--frames", type=int, default=300, help="frames to fuse (default 300)")
-    p.add_argument("--fps", type=float, default=30.0, help="scene frame rate (default 30)")
+    p.add_argument("--frames", type=COUNT, default=300, help="frames to fuse (default 300)")
+    p.add_argument("--fps", type=FPS, default=30.0, help="scene frame rate (default 30)")
     p.add_argument("--no-display", action="store_true", help="write the video even when a display exists")
     p.add_argument("-o", "--output", default="demo_fused.mp4", help="video written without a display")
     _add_backend_args(p)
@@ -416,15 +455,15 @@ def build_parser() -> argparse.ArgumentParser:
                        "(or on --vis/--ir) and reports per-stage median ms, end-to-end fps and pipeline overhead.")
     p.add_argument("--vis", metavar="SRC", help="visible source instead of synthetic scenes")
     p.add_argument("--ir", metavar="SRC", help="infrared source instead of synthetic scenes")
-    p.add_argument("--sizes", type=lambda s: [size_arg(v) for v in s.split(",")],
+    p.add_argument("--sizes", type=csv_of(size_arg),
                    default=[(640, 480), (1280, 720), (1920, 1080)], help="comma-separated WxH list")
-    p.add_argument("--backends", type=lambda s: s.split(","), default=["lut", "lut3d", "blend"],
+    p.add_argument("--backends", type=csv_of(str), default=["lut", "lut3d", "blend"],
                    help="comma-separated backends (default lut,lut3d,blend; lut is the 4d-detail table)")
-    p.add_argument("--frames", type=int, default=300, help="frames per configuration (default 300)")
+    p.add_argument("--frames", type=COUNT, default=300, help="frames per configuration (default 300)")
     p.add_argument("--live", action="store_true",
                    help="latency mode: real-time synthetic cameras at --rates, latest-frame-wins, RSS at start/end "
                    "(uses the first of --sizes and --backends)")
-    p.add_argument("--rates", type=lambda s: [float(v) for v in s.split(",")], default=[30.0, 60.0],
+    p.add_argument("--rates", type=csv_of(FPS), default=[30.0, 60.0],
                    help="camera frame rates for --live (default 30,60)")
     p.add_argument("--weights", "--lut", dest="weights", type=Path, help="LUT .npz or network .pt for the backends")
     p.add_argument("--json", type=Path, help="also write machine-readable results here")
@@ -452,9 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--data", type=Path, default=Path("../shared/data/roadscene"),
                        help="folder with vis/ and ir/ registered pairs (a fixed 20 %% is held out)")
         q.add_argument("--out", type=Path, default=Path(out), help="run folder: last.pt (resumable) and the result")
-        q.add_argument("--steps", type=int, default=steps, help=f"optimiser steps (default {steps})")
-        q.add_argument("--batch", type=int, default=8)
-        q.add_argument("--crop", type=int, default=128, help="square crop size (default 128)")
+        q.add_argument("--steps", type=COUNT, default=steps, help=f"optimiser steps (default {steps})")
+        q.add_argument("--batch", type=COUNT, default=8)
+        q.add_argument("--crop", type=integer(16), default=128, help="square crop size (default 128)")
         q.add_argument("--lr", type=POSITIVE, default=5e-4)
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--detail", type=POSITIVE, default=1.3,
@@ -473,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start from this checkpoint's weights with a fresh optimiser and schedule "
                        "(fine-tuning); ignored when --out already holds last.pt, which resumes")
         q.add_argument("--device", default="cpu", help="cpu or cuda")
-        q.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
+        q.add_argument("--threads", type=COUNT, help="CPU threads for torch (default: all cores)")
 
     p = sub.add_parser("train", help="train the fusion teacher (needs the torch extra)")
     tsub = p.add_subparsers(dest="train_command", required=True, metavar="MODEL")
@@ -492,7 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
     training_args(q, 2000, "runs/student")
     q.add_argument("--teacher", type=Path, required=True, help="teacher checkpoint (runs/teacher/teacher.pt)")
     q.add_argument("--ship", type=Path, metavar="FILE.pt",
-                   help="also write the result with float16 weights (how weights/student.pt is made)")
+                   help="also write the result with float16 weights (how rtfuse/weights/student.pt is made)")
     q.set_defaults(func=cmd_distill_student)
     q = dsub.add_parser("lut", help="fit a 3-D or 4-D LUT and its context net to the teacher (the lut backends)",
                         description="Fits the table and the context net through the PyTorch twin to the teacher's "
@@ -507,12 +546,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--init", type=Path, help="start from this LUT (default: the analytic one)")
     q.add_argument("--ckpt", type=Path, help="resumable state: re-running the command continues from it "
                    "(default runs/lutfit/<output stem>.last.pt)")
-    q.add_argument("--context-bins", type=int, default=8,
+    q.add_argument("--context-bins", type=integer(2), default=8,
                    help="nodes on the table's context axis when starting fresh (default 8)")
-    q.add_argument("--steps", type=int, default=1500)
-    q.add_argument("--batch", type=int, default=8)
-    q.add_argument("--crop", type=int, default=192)
-    q.add_argument("--bank", type=int, default=320, help="crops whose teacher outputs are computed once")
+    q.add_argument("--steps", type=COUNT, default=1500)
+    q.add_argument("--batch", type=COUNT, default=8)
+    q.add_argument("--crop", type=integer(16), default=192)
+    q.add_argument("--bank", type=COUNT, default=320, help="crops whose teacher outputs are computed once")
     q.add_argument("--dark", type=SHARE, default=0.5, help="share of crops darkened to cover night scenes (default 0.5)")
     q.add_argument("--grad-weight", type=NON_NEGATIVE, default=1.0,
                    help="weight of the Sobel-gradient L1 to the teacher (keeps its detail; default 1.0)")
@@ -522,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--ir-dark", type=SHARE, default=0.5,
                    help="share of crops with the IR darkened (gain 0.2-0.7) to cover cold scenes (default 0.5)")
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
+    q.add_argument("--threads", type=COUNT, help="CPU threads for torch (default: all cores)")
     q.set_defaults(func=cmd_distill_lut)
 
     add_calibrate_parser(sub, size_arg)
@@ -537,32 +576,25 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--kind", choices=tuple(KINDS), default="3d")
     q.add_argument("-o", "--output", type=Path, required=True)
     q.set_defaults(func=cmd_lut_init)
-    parser.subcommands = sub.choices
-    for name in ("fuse", "run", "demo", "bench"):
-        sp = sub.choices[name]
-        sp.add_argument("--config", type=Path, metavar="FILE.yaml",
-                        help="read options from YAML (keys are option names); CLI flags override")
-        for action in sp._actions:
-            if action.required:  # may come from the config file: checked after it is read
-                action.required, action.needed = False, True
+    for name in CONFIG_COMMANDS:
+        sub.choices[name].add_argument("--config", type=Path, metavar="FILE.yaml",
+                                       help="read options from YAML (keys are option names, e.g. backend: lut3d, "
+                                       "ir-agc: percentile); flags on the command line win")
     return parser
 
 
-def _explicit_dests(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
-    """Options the user typed on the command line (these override the config file)."""
-    given = set()
-    for action in parser._actions:
-        for opt in action.option_strings:
-            if any(a == opt or a.startswith(opt + "=") for a in argv):
-                given.add(action.dest)
-    return given
+CONFIG_COMMANDS = ("fuse", "run", "demo", "bench")  # the commands that take --config
 
 
-def apply_config(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> None:
-    """Set options from ``args.config`` (YAML mapping of option names) unless given on the CLI."""
+def config_tokens(path: Path) -> list[str]:
+    """A YAML file of ``option: value`` as command-line tokens (``--option=value``).
+
+    They are parsed before the command line's own flags, which therefore win; argparse checks
+    every value exactly as it checks typed ones. ``true`` gives a bare flag, ``false`` or null
+    nothing, a list a comma-separated value.
+    """
     import yaml
 
-    path = Path(args.config)
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
@@ -570,57 +602,72 @@ def apply_config(parser: argparse.ArgumentParser, args: argparse.Namespace, argv
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise RtfuseError(f"config {path} is not readable YAML ({e})") from None
     if data is None:
-        data = {}
+        return []
     if not isinstance(data, dict):
         raise RtfuseError(f"config {path} must be a mapping of option: value")
-    actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest not in ("help", "config")}
-    explicit = _explicit_dests(parser, argv)
+    tokens = []
     for key, value in data.items():
-        dest = str(key).lstrip("-").replace("-", "_")
-        action = actions.get(dest)
-        if action is None:
-            valid = ", ".join(sorted(a.option_strings[-1].lstrip("-") for a in actions.values()))
-            raise RtfuseError(f"config {path}: unknown option {key!r} for `rtfuse {args.command}` (valid: {valid})")
-        if dest in explicit:
+        opt = "--" + str(key).lstrip("-").replace("_", "-")
+        if opt == "--config" or value is None or value is False:
             continue
-        try:
-            if isinstance(action, argparse._StoreTrueAction):
-                if not isinstance(value, bool):
-                    raise ValueError("must be true or false")
-            elif value is not None and action.type is not None:
-                text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-                value = action.type(text)
-            if action.choices is not None and value not in action.choices:
-                raise ValueError(f"must be one of {', '.join(map(str, action.choices))}")
-        except (ValueError, TypeError, argparse.ArgumentTypeError) as e:
-            raise RtfuseError(f"config {path}: option {key!r}: {e}") from None
-        setattr(args, dest, value)
+        if value is True:
+            tokens.append(opt)
+        elif isinstance(value, (list, tuple)):
+            tokens.append(f"{opt}={','.join(map(str, value))}")
+        elif isinstance(value, dict):
+            raise RtfuseError(f"config {path}: option {key!r} must be a single value, not a mapping")
+        else:
+            tokens.append(f"{opt}={value}")
+    return tokens
 
 
-def check_needed(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    missing = [a.option_strings[-1] for a in parser._actions if getattr(a, "needed", False) and getattr(args, a.dest) is None]
-    if missing:
-        parser.error(f"the following arguments are required: {', '.join(missing)} (on the command line or in --config)")
+class _ConfigAwareParser(argparse.ArgumentParser):
+    """One line per usage error (not the whole usage block), naming the config file when one was read,
+    since a bad value may come from it."""
+
+    config: Path | None = None
+
+    def error(self, message: str):
+        if self.config is not None:
+            message += f" (options from {self.config} included)"
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``, with the options of ``--config FILE`` placed before the command's own."""
+    parser = build_parser()
+    if argv and argv[0] in CONFIG_COMMANDS:
+        pre = argparse.ArgumentParser(add_help=False)
+        pre.add_argument("--config", type=Path)
+        config = pre.parse_known_args(argv[1:])[0].config
+        if config is not None:
+            _ConfigAwareParser.config = config
+            tokens = config_tokens(config)
+            args, rest = parser.parse_known_args([argv[0], *tokens, *argv[1:]])
+            unknown = [t.split("=")[0].lstrip("-") for t in rest if t in tokens]
+            if unknown:
+                raise RtfuseError(f"config {config}: unknown option {unknown[0]!r} for `rtfuse {argv[0]}`; "
+                                  f"see `rtfuse {argv[0]} --help`")
+            if rest:
+                parser.error(f"unrecognized arguments: {' '.join(rest)}")
+            return args
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    sp = parser.subcommands.get(args.command)
     try:
-        if getattr(args, "config", None):
-            apply_config(sp, args, argv)
-        if sp is not None:
-            check_needed(sp, args)
+        args = parse(argv)
         return int(args.func(args) or 0)
     except RtfuseError as e:
-        console.print(f"[bold red]rtfuse: error:[/] {e}")
+        error(console, str(e))
         return 1
     except KeyboardInterrupt:
-        console.print("[yellow]rtfuse: interrupted[/]")
-        return 130
+        console.print(f"rtfuse: stopped by {interrupt.name()}", style="yellow")
+        return interrupt.exit_code()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from rtfuse._entry import main as entry
+
+    entry()

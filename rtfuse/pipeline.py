@@ -20,17 +20,20 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from rtfuse import interrupt
 from rtfuse.agc import Agc
 from rtfuse.align import Aligner, Calibration
 from rtfuse.errors import PipelineError, RtfuseError
 from rtfuse.prepare import to_ir_gray, to_vis_bgr
 from rtfuse.sinks.base import Fused, Sink
-from rtfuse.sources.base import Frame, Source
+from rtfuse.sources.base import DEFAULT_FPS, Frame, Source
+from rtfuse.sources.realtime import RealtimeSource
 from rtfuse.stats import RunStats
 from rtfuse.sync import LivePairer, PairReport, pair_nearest
 
 _END = object()
 _POLL = 0.05  # seconds between stop-event checks while blocked
+FINISH_TIMEOUT = 5.0  # seconds a stop request waits for the frames already read, then aborts
 
 
 @dataclass
@@ -89,6 +92,15 @@ class Pipeline:
         self.tolerance, self.ir_offset, self.max_frames = tolerance, ir_offset, max_frames
         self.on_frame = on_frame
         self.hold, self.reconnect_timeout = hold, reconnect_timeout
+        self.notes: list[str] = []  # said once before the run starts
+        if vis.live != ir.live:
+            # A file's clock starts at 0, a camera's is the monotonic clock: pairing them would compare
+            # unrelated times. Play the recording in real time, stamped on the live clock.
+            vis, ir = (RealtimeSource(s) if not s.live else s for s in (vis, ir))
+            rec = vis if isinstance(vis, RealtimeSource) else ir
+            self.notes.append(f"{rec.inner.name} is played in real time (from its start) to pair with the live "
+                              f"{(ir if rec is vis else vis).name}; frames it cannot keep up with are dropped")
+            self.vis, self.ir = vis, ir
         self.live = vis.live or ir.live
         if self.live:
             queue_size = 1  # newest frame only: latency over completeness
@@ -99,9 +111,12 @@ class Pipeline:
         self._q_vis: queue.Queue = queue.Queue(queue_size)
         self._q_ir: queue.Queue = queue.Queue(queue_size)
         self._q_out: queue.Queue = queue.Queue(queue_size)
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # abort: every thread stops at its next poll
+        self._finish = threading.Event()  # stop reading input; what was read is still fused and written
         self._errors: list[tuple[str, BaseException]] = []
         self._err_lock = threading.Lock()
+        self._ended: set[str] = set()  # roles whose source delivered its last frame
+        self._paired_all = False  # the pairing ran to its end (not stopped early)
 
     # -- queue helpers ---------------------------------------------------------------------
     def _put(self, q: queue.Queue, item, clock: _ThreadClock) -> bool:
@@ -160,10 +175,12 @@ class Pipeline:
                 return
             yield item
 
-    def _fail(self, stage: str, exc: BaseException) -> None:
+    def _fail(self, stage: str, exc: BaseException, finish: bool = False) -> None:
+        """Record a stage's error and stop: at once, or with ``finish`` after fusing and writing the
+        frames already read (a source failing mid-stream must not take the frames before it along)."""
         with self._err_lock:
             self._errors.append((stage, exc))
-        self._stop.set()
+        (self._finish if finish else self._stop).set()
 
     # -- threads ---------------------------------------------------------------------------
     def _capture(self, src: Source, q: queue.Queue, role: str) -> None:
@@ -171,12 +188,13 @@ class Pipeline:
         stage = self.stats.stage(f"read {role}")
         try:
             frames = src.frames()
-            while not self._stop.is_set():
+            while not (self._stop.is_set() or self._finish.is_set()):
                 t0 = time.perf_counter()
                 f = next(frames, None)
                 dt = time.perf_counter() - t0
                 clock.work += dt
                 if f is None:
+                    self._ended.add(role)
                     break
                 stage.add(dt)
                 self.stats.count(f"frames in {role}")
@@ -186,7 +204,7 @@ class Pipeline:
                 elif not self._put(q, item, clock):
                     break
         except BaseException as e:  # noqa: BLE001 - reported to the main thread
-            self._fail(f"reading {role} ({src.name})", e)
+            self._fail(f"reading {role} ({src.name})", e, finish=True)
         finally:
             self._put(q, _END, clock)
             self.stats.overhead[f"read {role}"] = clock.overhead()
@@ -225,6 +243,11 @@ class Pipeline:
                     ir_ended = True
                 else:
                     pairer.offer_ir(replace(f, t=f.t + self.ir_offset) if self.ir_offset else f)
+            if ir_ended and not pairer.fresh(v):  # a recorded IR played in real time has ended
+                self.pairing.vis_seen += 1
+                self.pairing.vis_after_ir += 1
+                self.pairing.ir_ended_first = True
+                return
             i, status = pairer.match(v)[:2]
             if i is not None:
                 skew.add(abs(v.t - i.t))
@@ -256,6 +279,7 @@ class Pipeline:
                 dt = (t1 - t0) - (clock.wait - w0)  # the pairer's own time, not its waits on queues
                 clock.work += dt
                 if pair is None:
+                    self._paired_all = True
                     break
                 st_pair.add(dt)
                 v, i, status = pair
@@ -296,27 +320,9 @@ class Pipeline:
         threads: list[threading.Thread] = []
         start = time.perf_counter()
         try:
-            for src in (self.vis, self.ir):
-                src.open()
-                opened.append(src)
-            aligner = Aligner(self.calib, self.ir.size, self.vis.size, self.calib_name)
-            tolerance = self.tolerance
-            if tolerance is None:
-                # Half the slower stream's period, plus 2 % so that timestamps rounded by the
-                # container (e.g. to milliseconds) still find a neighbour exactly half a period away.
-                periods = [1.0 / s.fps for s in (self.vis, self.ir) if s.fps]
-                tolerance = 0.52 * max(periods) if periods else 0.02
-            for sink in self.sinks:
-                sink.open(self.vis.size, self.vis.fps or 30.0)
-            threads = [
-                threading.Thread(target=self._capture, args=(self.vis, self._q_vis, "vis"), name="read-vis", daemon=True),
-                threading.Thread(target=self._capture, args=(self.ir, self._q_ir, "ir"), name="read-ir", daemon=True),
-                threading.Thread(target=self._work, args=(aligner, tolerance), name="fuse", daemon=True),
-            ]
-            for t in threads:
-                t.start()
-            report.quit_by_user = not self._consume()
-        except KeyboardInterrupt:
+            with interrupt.cooperative(self._finish):
+                self._start_and_consume(report, opened, threads)
+        except KeyboardInterrupt:  # no handler installed (library use): Ctrl-C raises here
             report.interrupted = True
         finally:
             self._stop.set()
@@ -337,21 +343,70 @@ class Pipeline:
                     self._fail(f"closing {sink.name}", e)
                 if note:
                     report.sink_notes.append(note)
+            self._count_unread()
             self.stats.wall = time.perf_counter() - start
+        if interrupt.received() is not None:
+            report.interrupted = True
         if self._errors:
             stage, exc = self._errors[0]
             msg = str(exc) if isinstance(exc, RtfuseError) else f"{type(exc).__name__}: {exc}"
             raise PipelineError(f"{stage} failed: {msg}") from exc
         return report
 
+    def _start_and_consume(self, report: RunReport, opened: list[Source], threads: list[threading.Thread]) -> None:
+        for src in (self.vis, self.ir):
+            if self._finish.is_set():
+                return  # stopped (a signal) while a source was opening
+            src.open()
+            opened.append(src)
+        aligner = Aligner(self.calib, self.ir.size, self.vis.size, self.calib_name)
+        tolerance = self.tolerance
+        if tolerance is None:
+            # Half the slower stream's period, plus 2 % so that timestamps rounded by the
+            # container (e.g. to milliseconds) still find a neighbour exactly half a period away.
+            periods = [1.0 / s.fps for s in (self.vis, self.ir) if s.fps]
+            tolerance = 0.52 * max(periods) if periods else 0.02
+        for sink in self.sinks:
+            sink.open(self.vis.size, self.vis.fps or DEFAULT_FPS)
+        threads += [
+            threading.Thread(target=self._capture, args=(self.vis, self._q_vis, "vis"), name="read-vis", daemon=True),
+            threading.Thread(target=self._capture, args=(self.ir, self._q_ir, "ir"), name="read-ir", daemon=True),
+            threading.Thread(target=self._work, args=(aligner, tolerance), name="fuse", daemon=True),
+        ]
+        for t in threads:
+            t.start()
+        report.quit_by_user = not self._consume()
+
+    def _count_unread(self) -> None:
+        """Frames of a recorded stream the pairer never took (stopped early, or the other stream ended)."""
+        rep = self.pairing
+        rep.stopped_early = self._finish.is_set() or not self._paired_all
+        for src, seen, attr in ((self.vis, rep.vis_seen, "vis_unread"), (self.ir, rep.ir_seen, "ir_unread")):
+            if src.live:
+                continue  # a camera has no "rest"; its drops are counted as they happen
+            if src.frame_count is not None:
+                setattr(rep, attr, max(src.frame_count - seen, 0))
+            elif src is self.vis and "vis" in self._ended or src is self.ir and "ir" in self._ended:
+                setattr(rep, attr, max(self.stats.counters.get(f"frames in {attr[:-7]}", 0) - seen, 0))
+            else:
+                setattr(rep, attr, None)  # an unknown number
+
     def _consume(self) -> bool:
         """Main-thread loop: hand fused frames to the sinks. False if a sink asked to stop."""
         clock = _ThreadClock()
         st_sink = self.stats.stage("sinks")
         quit_requested = False
+        last_write = 0.0  # time.monotonic() of the last frame written
+        finish_seen = 0.0  # ... and of the first idle poll after a stop request
 
         def idle() -> None:
-            nonlocal quit_requested
+            nonlocal quit_requested, finish_seen
+            if self._finish.is_set():
+                # Finishing writes what was already read; a stage that makes no progress (a frozen
+                # device) must not keep the recording from being finalised.
+                finish_seen = finish_seen or time.monotonic()
+                if time.monotonic() - max(last_write, finish_seen) > FINISH_TIMEOUT:
+                    self._stop.set()
             status = "waiting for frames"
             for sink in self.sinks:
                 if not sink.idle(status):
@@ -377,6 +432,7 @@ class Pipeline:
                 st_sink.add(now - t0)
                 clock.work += now - t0
                 self.stats.count("frames out")
+                last_write = time.monotonic()
                 if self.on_frame:
                     self.on_frame(self.stats.frames_out)
                 if not keep_going:

@@ -3,53 +3,76 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
+from typing import Callable, ContextManager
 
 from rich.console import Console
 
+from rtfuse import interrupt
 from rtfuse.agc import Agc
 from rtfuse.align import load_calibration
+from rtfuse.argtypes import COUNT, FINITE, FPS, NON_NEGATIVE, POSITIVE, size_arg
 from rtfuse.errors import PipelineError
+from rtfuse.messages import note, warning
 from rtfuse.pipeline import Pipeline, RunReport
 from rtfuse.sinks.base import Sink
 from rtfuse.sources import open_source
+from rtfuse.sources.base import DEFAULT_FPS
 
 
-def size_arg(text: str) -> tuple[int, int]:
-    """argparse type for WxH sizes."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 640x480, got {text!r}") from None
-    if w < 16 or h < 16:
-        raise argparse.ArgumentTypeError(f"size must be at least 16x16, got {text!r}")
-    return w, h
+# Camera defaults: one definition, used by the options and by commands that have no camera options.
+CAMERA_DEFAULTS = {
+    "cam_buffer": 1,  # frames in the driver's queue: 1 gives the lowest latency
+    "ir_hold": 3.0,  # seconds a stalled IR is held: covers a Lepton's flat-field-correction freeze
+    "reconnect_timeout": 10.0,  # seconds without frames before a camera is given up
+    "vis_size": None, "ir_size": None, "vis_fourcc": None, "ir_fourcc": None,
+}
 
 
 def add_source_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sources")
-    g.add_argument("--vis-fps", type=float, help="frame rate of an image-folder visible source (default 30), "
+    g.add_argument("--vis-fps", type=FPS, help=f"frame rate of an image-folder visible source (default {DEFAULT_FPS:g}), "
                    "or the rate requested from a visible camera")
-    g.add_argument("--ir-fps", type=float, help="frame rate of an image-folder IR source (default 30), "
+    g.add_argument("--ir-fps", type=FPS, help=f"frame rate of an image-folder IR source (default {DEFAULT_FPS:g}), "
                    "or the rate requested from an IR camera")
-    g.add_argument("--ir-offset", type=float, default=0.0, help="seconds added to IR timestamps before pairing")
-    g.add_argument("--tolerance-ms", type=float,
+    g.add_argument("--ir-offset", type=FINITE, default=0.0, help="seconds added to IR timestamps before pairing")
+    g.add_argument("--tolerance-ms", type=POSITIVE,
                    help="max |t_vis - t_ir| for a pair (default: half the slower stream's frame period)")
-    g.add_argument("--ir-agc", default="percentile",
+    g.add_argument("--ir-agc", default="percentile", type=_agc_arg,
                    help="16-bit IR to 8-bit: percentile | minmax | fixed:LO:HI (default percentile, smoothed)")
     g.add_argument("--clahe", action="store_true", help="add CLAHE local contrast to 16-bit IR after AGC")
     g.add_argument("--seed", type=int, default=0, help="synthetic scene seed")
     g.add_argument("--calib", type=Path, help="calibration YAML mapping IR to visible (default: identity)")
+    g.add_argument("--allow-truncated", action="store_true",
+                   help="accept a video file cut short of the length its header declares (a warning, not an error)")
+
+
+def add_camera_args(p: argparse.ArgumentParser) -> None:
+    """Options only live cameras read (``rtfuse run``)."""
+    d = CAMERA_DEFAULTS
     c = p.add_argument_group("cameras")
     c.add_argument("--vis-size", type=size_arg, help="size WxH requested from the visible camera")
     c.add_argument("--ir-size", type=size_arg, help="size WxH requested from the IR camera (needed for Y16)")
     c.add_argument("--vis-fourcc", help="pixel format requested from the visible camera, e.g. MJPG or YUYV")
     c.add_argument("--ir-fourcc", help="pixel format requested from the IR camera; Y16 = raw 16-bit thermal")
-    c.add_argument("--cam-buffer", type=int, default=1, help="driver buffer size in frames (default 1: lowest latency)")
-    c.add_argument("--ir-hold", type=float, default=3.0,
-                   help="seconds a stalled IR keeps its last frame on screen (covers Lepton FFC freezes, default 3)")
-    c.add_argument("--reconnect-timeout", type=float, default=10.0,
-                   help="seconds without frames before a camera is given up and the run ends (default 10)")
+    c.add_argument("--cam-buffer", type=COUNT, default=d["cam_buffer"],
+                   help=f"driver buffer size in frames (default {d['cam_buffer']}: lowest latency)")
+    c.add_argument("--ir-hold", type=NON_NEGATIVE, default=d["ir_hold"],
+                   help=f"seconds a stalled IR keeps its last frame on screen (covers Lepton FFC freezes, "
+                   f"default {d['ir_hold']:g})")
+    c.add_argument("--reconnect-timeout", type=POSITIVE, default=d["reconnect_timeout"],
+                   help=f"seconds without frames before a camera is given up and the run ends "
+                   f"(default {d['reconnect_timeout']:g})")
+
+
+def _agc_arg(text: str) -> str:
+    """argparse type: an AGC mode the Agc class accepts (checked now, not at the first 16-bit frame)."""
+    try:
+        Agc(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def add_output_args(p: argparse.ArgumentParser) -> None:
@@ -60,59 +83,68 @@ def add_output_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--crf", type=int, default=20, help="x264 quality, 0 (lossless) .. 51 (default 20)")
 
 
-def video_sink(path: Path, args: argparse.Namespace) -> Sink:
+def video_sink(path: Path, args: argparse.Namespace, console: Console | None = None) -> Sink:
+    """The video file sink; its checks run now, before any work. With ``console``, its notes so far
+    (a stale partial file removed) are printed now; later ones come with its close summary."""
     from rtfuse.sinks.video import VideoSink
 
-    return VideoSink(path, codec=args.codec, preset=args.preset, crf=args.crf)
+    sink = VideoSink(path, codec=args.codec, preset=args.preset, crf=args.crf)
+    if console is not None:
+        for line in sink.take_notes():
+            note(console, line)
+    return sink
 
 
 def build(args: argparse.Namespace, vis_spec: str, ir_spec: str, sinks: list[Sink], fuser, count: int | None = None,
           size: tuple[int, int] = (640, 480), realtime: bool = False, on_frame=None) -> Pipeline:
-    common = dict(seed=args.seed, count=count, size=size, realtime=realtime, buffer_size=args.cam_buffer,
-                  reconnect_timeout=args.reconnect_timeout)
-    vis = open_source(vis_spec, "vis", fps=args.vis_fps, camera_size=args.vis_size, fourcc=args.vis_fourcc, **common)
-    ir = open_source(ir_spec, "ir", fps=args.ir_fps, camera_size=args.ir_size, fourcc=args.ir_fourcc, **common)
+    cam = {k: getattr(args, k, v) for k, v in CAMERA_DEFAULTS.items()}
+    common = dict(seed=args.seed, count=count, size=size, realtime=realtime, buffer_size=cam["cam_buffer"],
+                  reconnect_timeout=cam["reconnect_timeout"],
+                  allow_truncated=getattr(args, "allow_truncated", False))
+    vis = open_source(vis_spec, "vis", fps=args.vis_fps, camera_size=cam["vis_size"], fourcc=cam["vis_fourcc"], **common)
+    ir = open_source(ir_spec, "ir", fps=args.ir_fps, camera_size=cam["ir_size"], fourcc=cam["ir_fourcc"], **common)
     calib = load_calibration(args.calib) if args.calib else None
     tol = args.tolerance_ms / 1e3 if args.tolerance_ms is not None else None
     return Pipeline(vis, ir, fuser, sinks, calib=calib, calib_name=str(args.calib or "calibration"),
                     agc=Agc(args.ir_agc, clahe=args.clahe), tolerance=tol, ir_offset=args.ir_offset,
-                    max_frames=getattr(args, "max_frames", None), on_frame=on_frame, hold=args.ir_hold,
-                    reconnect_timeout=args.reconnect_timeout)
+                    max_frames=getattr(args, "max_frames", None), on_frame=on_frame, hold=cam["ir_hold"],
+                    reconnect_timeout=cam["reconnect_timeout"])
 
 
-def run_pipeline(pipe: Pipeline, console: Console) -> RunReport:
-    """Run; after a failure, still print the pairing notes and what the sinks finalised."""
-    try:
-        return pipe.run()
-    except PipelineError:
-        _notes(pipe, console)
-        raise
+def run_and_report(pipe: Pipeline, console: Console, title: str, display: ContextManager | None = None,
+                   on_end: Callable[[RunReport], None] | None = None) -> RunReport:
+    """Run ``pipe`` (inside ``display``, e.g. a progress bar) and print its summary.
+
+    The summary (sources, statistics table, every frame not fused, the outputs finalised) is
+    printed after every run: one that ended, was stopped by a signal, or failed (the error is
+    re-raised after it, for the one-line message).
+    """
+    for line in pipe.notes:
+        note(console, line)
+    failure: PipelineError | None = None
+    with display or contextlib.nullcontext():
+        try:
+            report = pipe.run()
+        except PipelineError as e:
+            failure, report = e, pipe.report
+        if on_end is not None:
+            on_end(report)
+    print_summary(pipe, report, console, title)
+    if failure is not None:
+        raise failure
+    return report
 
 
 def print_summary(pipe: Pipeline, report: RunReport, console: Console, title: str) -> None:
     """The sources, the statistics table, the pairing notes and the outputs written."""
     console.print(f"visible: {pipe.vis.describe()} | IR: {pipe.ir.describe()}")
     console.print(report.stats.table(title))
-    _notes(pipe, console)
+    for line in pipe.pairing.lines():
+        note(console, line)
+    for src in (pipe.vis, pipe.ir):  # a file cut short, accepted with --allow-truncated
+        for line in getattr(getattr(src, "inner", src), "warnings", []):
+            warning(console, line)
+    for line in report.sink_notes:
+        console.print(line)
     if report.interrupted:
-        console.print("[yellow]interrupted (Ctrl-C); outputs were finalised[/]")
-
-
-def run_and_report(pipe: Pipeline, console: Console, title: str) -> RunReport:
-    report = run_pipeline(pipe, console)
-    print_summary(pipe, report, console, title)
-    return report
-
-
-def _notes(pipe: Pipeline, console: Console) -> None:
-    rep = pipe.pairing
-    lines = rep.lines()
-    if rep.vis_rest_unread and pipe.vis.frame_count:
-        rest = pipe.vis.frame_count - rep.vis_seen
-        lines = [ln.replace("(and the rest of the visible stream, not read)", f"(plus {rest} more not read)")
-                 for ln in lines]
-    for line in lines:
-        console.print(f"[yellow]note:[/] {line}")
-    report = getattr(pipe, "report", None)
-    for note in report.sink_notes if report else []:
-        console.print(note)
+        console.print(f"stopped by {interrupt.name()}; outputs were finalised", style="yellow")

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import cv2
 import numpy as np
 from rich.console import Console
+from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from rtfuse.errors import InputError, RtfuseError
 from rtfuse.fusion.registry import Fuser
-from rtfuse.images import list_images, read_ir, read_vis, write_image
+from rtfuse.messages import make_console, warning
+from rtfuse.images import PAIRING_RULE, list_images, pair_stems, read_ir, read_vis, write_image
+
+
+def _shown(path: Path) -> str:
+    """``folder/name``: enough to tell the visible file from the IR one when their names are equal."""
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
 
 
 def load_pair(vis_path: Path, ir_path: Path, resize_ir: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -20,8 +28,8 @@ def load_pair(vis_path: Path, ir_path: Path, resize_ir: bool = False) -> tuple[n
     if vis.shape[:2] != ir.shape:
         if not resize_ir:
             raise InputError(
-                f"{vis_path.name} is {vis.shape[1]}x{vis.shape[0]} but {ir_path.name} is "
-                f"{ir.shape[1]}x{ir.shape[0]}; pass --resize-ir to resample the IR to the visible size"
+                f"visible {_shown(vis_path)} is {vis.shape[1]}x{vis.shape[0]} but IR {_shown(ir_path)} is "
+                f"{ir.shape[1]}x{ir.shape[0]} (WxH); pass --resize-ir to resample the IR to the visible size"
             )
         ir = cv2.resize(ir, (vis.shape[1], vis.shape[0]), interpolation=cv2.INTER_LINEAR)
     return vis, ir
@@ -49,22 +57,21 @@ def fuse_folder(
     resize_ir: bool = False,
     console: Console | None = None,
 ) -> FolderReport:
-    """Fuse every pair of images sharing a file stem; report unpaired and failed files.
+    """Fuse every pair of images (see :func:`rtfuse.images.pair_stems`); report unpaired and failed files.
 
-    Output files are ``out_dir/<stem><ext>``. A pair that fails (unreadable, size mismatch) is
-    recorded with its reason and the rest continue.
+    Output files are ``out_dir/<name><ext>``, the name being the pair's stem (without a modality
+    tag). A pair that fails (unreadable, size mismatch) is recorded with its reason and the rest
+    continue.
     """
-    console = console or Console(stderr=True)
+    console = console or make_console()
     ext = ext if ext.startswith(".") else "." + ext
     vis_files, ir_files = list_images(vis_dir), list_images(ir_dir)
-    report = FolderReport(
-        vis_only=sorted(set(vis_files) - set(ir_files)), ir_only=sorted(set(ir_files) - set(vis_files))
-    )
-    stems = sorted(set(vis_files) & set(ir_files))
-    if not stems:
+    pairs, vis_only, ir_only = pair_stems(vis_files, ir_files)
+    report = FolderReport(vis_only=vis_only, ir_only=ir_only)
+    if not pairs:
         raise InputError(
-            f"no image in {vis_dir} shares a file stem with one in {ir_dir} "
-            f"({len(vis_files)} visible, {len(ir_files)} IR images); pairs are matched by file name"
+            f"no visible image in {vis_dir} pairs with an IR image in {ir_dir}: {PAIRING_RULE}; "
+            f"seen: visible {_some(vis_files)}, IR {_some(ir_files)}"
         )
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -72,10 +79,10 @@ def fuse_folder(
         raise InputError(f"{out_dir}: cannot create output folder ({e.strerror})") from None
     columns = (TextColumn("fusing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("fuse", total=len(stems))
-        for stem in stems:
+        task = progress.add_task("fuse", total=len(pairs))
+        for stem, (vis_path, ir_path) in pairs.items():
             try:
-                fuse_pair(vis_files[stem], ir_files[stem], out_dir / f"{stem}{ext}", fuser, resize_ir)
+                fuse_pair(vis_path, ir_path, out_dir / f"{stem}{ext}", fuser, resize_ir)
                 report.fused.append(stem)
             except RtfuseError as e:
                 report.failed[stem] = str(e)
@@ -83,7 +90,15 @@ def fuse_folder(
     console.print(f"fused {len(report.fused)} pair(s) into {out_dir}")
     for label, names in (("visible without IR", report.vis_only), ("IR without visible", report.ir_only)):
         if names:
-            console.print(f"[yellow]unpaired, {label} ({len(names)}):[/] {', '.join(names)}")
+            warning(console, f"unpaired, {label} ({len(names)}): {', '.join(names)}")
     for stem, why in report.failed.items():
-        console.print(f"[red]failed {stem}:[/] {why}")
+        console.print(Text.assemble((f"failed {stem}: ", "red"), why))
     return report
+
+
+def _some(files: dict[str, Path], n: int = 3) -> str:
+    """The first ``n`` file names and the count, for a message."""
+    if not files:
+        return "none"
+    names = [p.name for p in files.values()]
+    return ", ".join(names[:n]) + (f", ... ({len(names)} files)" if len(names) > n else "")

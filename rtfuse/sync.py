@@ -11,7 +11,12 @@ from rtfuse.sources.base import Frame
 
 @dataclass
 class PairReport:
-    """What the pairer did: pairs made, frames left unused and why, the time spans seen."""
+    """What the pairer did: pairs made, frames left unused and why, the time spans seen.
+
+    Every frame of a recorded stream ends up in exactly one count: paired (visible) or used
+    (IR), one of the unused counts, or ``*_unread`` (never taken from the stream because the run
+    stopped first; None when the stream's length is unknown).
+    """
 
     pairs: int = 0
     vis_seen: int = 0
@@ -20,26 +25,38 @@ class PairReport:
     vis_after_ir: int = 0  # visible frames after the IR stream ended
     vis_in_gap: int = 0  # visible frames with no IR frame within the tolerance (a hole in the IR)
     ir_unused: int = 0  # IR frames no visible frame chose (normal when IR runs faster)
+    ir_after_vis: int = 0  # IR frames read after the last visible frame
+    vis_unread: int | None = 0  # visible frames never read (None: an unknown number)
+    ir_unread: int | None = 0  # IR frames never read (None: an unknown number)
     vis_span: list[float] = field(default_factory=lambda: [float("inf"), float("-inf")])
     ir_span: list[float] = field(default_factory=lambda: [float("inf"), float("-inf")])
-    vis_rest_unread: bool = False  # stopped reading the visible stream once IR had ended
+    ir_ended_first: bool = False  # the IR stream ended while visible frames remained
+    stopped_early: bool = False  # the run stopped (limit, Ctrl-C, error, quit) before the pairing ended
 
     @property
     def vis_unused(self) -> int:
         return self.vis_before_ir + self.vis_after_ir + self.vis_in_gap
 
     def lines(self) -> list[str]:
-        """Human-readable notes on frames that were not fused."""
+        """Human-readable notes on every frame that was not fused."""
         out = []
         if self.vis_before_ir:
             out.append(f"{self.vis_before_ir} visible frame(s) before the IR stream starts were not fused")
-        if self.vis_after_ir or self.vis_rest_unread:
-            more = " (and the rest of the visible stream, not read)" if self.vis_rest_unread else ""
-            out.append(f"{self.vis_after_ir} visible frame(s) after the IR stream ended were not fused{more}")
+        if self.vis_after_ir:
+            out.append(f"{self.vis_after_ir} visible frame(s) after the IR stream ended were not fused")
         if self.vis_in_gap:
             out.append(f"{self.vis_in_gap} visible frame(s) had no IR frame within the tolerance (gap in IR)")
         if self.ir_unused:
             out.append(f"{self.ir_unused} IR frame(s) were nearest to no visible frame")
+        if self.ir_after_vis:
+            out.append(f"{self.ir_after_vis} IR frame(s) after the visible stream ended were not used")
+        stopped = "the run stopped before the end"
+        for role, n, why in (("visible", self.vis_unread, stopped if self.stopped_early else "the IR stream had ended"),
+                             ("IR", self.ir_unread, stopped if self.stopped_early else "the visible stream had ended")):
+            if n is None:
+                out.append(f"the rest of the {role} stream (length unknown) was not read: {why}")
+            elif n:
+                out.append(f"{n} more {role} frame(s) were not read: {why}")
         return out
 
 
@@ -105,12 +122,14 @@ def pair_nearest(
             report.vis_before_ir += 1
         elif nxt is None and ir_done:
             report.vis_after_ir += 1
-            report.vis_rest_unread = True  # everything later is past the IR's end too
+            report.ir_ended_first = True  # everything later is past the IR's end too: not read
             break
         else:
             report.vis_in_gap += 1
     if prev is not None and not prev_used:
         report.ir_unused += 1
+    if nxt is not None:  # read ahead, later than the last visible frame
+        report.ir_after_vis += 1
     if report.pairs == 0:
         if report.vis_seen == 0 or report.ir_seen == 0:
             which = "visible" if report.vis_seen == 0 else "IR"

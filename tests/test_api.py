@@ -64,7 +64,7 @@ def test_shipped_luts_are_trained_and_the_analytic_ones_labelled_untrained():
         model = rtfuse.load_fuser(name).model
         assert not model.untrained and "distilled" in model.meta["method"], name
     for kind in ("3d", "4d"):
-        model = rtfuse.load_fuser("lut", path=REPO / "weights" / f"lut{kind}_untrained.npz").model
+        model = rtfuse.load_fuser("lut", path=REPO / "rtfuse" / "weights" / f"lut{kind}_untrained.npz").model
         assert model.untrained and model.kind == kind
 
 

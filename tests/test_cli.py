@@ -60,7 +60,7 @@ def test_folder_with_a_bad_pair_fuses_the_rest_and_fails(pair_dirs):
         (lambda d: ["--vis", d / "vis/f0.png", "--ir", d / "ir/f0.png", "-o", d / "o.xyz"], "extension"),
         (lambda d: ["--vis", d / "vis/f0.png", "--ir", d / "ir/f0.png", "-o", d / "o.png", "--lut", d / "junk.png"],
          "not a readable rtfuse LUT"),
-        (lambda d: ["--vis", d / "vis/f0.png", "--ir", d / "ir/f0.png", "-o", d / "nodir/o.png"], "cannot write"),
+        (lambda d: ["--vis", d / "vis/f0.png", "--ir", d / "ir/f0.png", "-o", d / "nodir/o.png"], "does not exist; create it first"),
     ],
 )
 def test_bad_inputs_get_one_clear_message(pair_dirs, make, match):
@@ -102,3 +102,80 @@ def test_help_lists_commands():
     for cmd in ("fuse", "run", "demo", "bench"):
         code, text = run_cli(cmd, "--help")
         assert code == 0 and "--config" in text and "--backend" in text
+
+
+# Issue 11: one line per bad input, no traceback, never the advice to load a file unsafely.
+
+def _one_error_line(text: str) -> str:
+    assert "Traceback" not in text, text
+    errors = [line for line in text.splitlines() if line.startswith("rtfuse: error:")]
+    assert len(errors) == 1, text
+    assert not any(a in text for a in ("allow_pickle", "weights_only", "safe_globals", "trust the")), text
+    return errors[0]
+
+
+def _fuse_folders(d, out):
+    return run_cli("fuse", "--vis", d / "vis", "--ir", d / "ir", "-o", d / out)
+
+
+class NotAllowed:
+    """Pickled into a checkpoint: torch's weights-only loader refuses it."""
+
+
+@pytest.mark.parametrize("bad", ["custom.pt", "text.pt", "missing.pt"])
+@pytest.mark.parametrize("backend", ["student", "teacher"])
+def test_network_backend_with_a_bad_checkpoint(pair_dirs, backend, bad):
+    torch = pytest.importorskip("torch")
+    torch.save({"arch": "student", "obj": NotAllowed()}, pair_dirs / "custom.pt")
+    (pair_dirs / "text.pt").write_text("not a checkpoint\n")
+    code, text = run_cli("fuse", "--vis", pair_dirs / "vis/f0.png", "--ir", pair_dirs / "ir/f0.png",
+                         "-o", pair_dirs / "o.png", "--backend", backend, "--weights", pair_dirs / bad)
+    assert code == 1
+    line = _one_error_line(text)
+    assert bad in line
+    assert ("does not exist" if bad == "missing.pt" else "not a readable rtfuse checkpoint") in line
+    assert not (pair_dirs / "o.png").exists()
+
+
+def test_text_file_as_lut_weights(pair_dirs):
+    (pair_dirs / "text.npz").write_text("hello\n")
+    code, text = run_cli("fuse", "--vis", pair_dirs / "vis/f0.png", "--ir", pair_dirs / "ir/f0.png",
+                         "-o", pair_dirs / "o.png", "--weights", pair_dirs / "text.npz")
+    assert code == 1
+    assert "not a .npz archive (it is a text file)" in _one_error_line(text)
+
+
+def test_folder_size_mismatch_says_which_side_is_which(pair_dirs):
+    cv2.imwrite(str(pair_dirs / "ir" / "f0.png"), np.zeros((32, 48), np.uint8))
+    code, text = _fuse_folders(pair_dirs, "out")
+    assert code == 1
+    assert "visible vis/f0.png is 96x64 but IR ir/f0.png is 48x32" in text
+    assert sorted(p.name for p in (pair_dirs / "out").iterdir()) == ["f1.png", "f2.png"]
+
+
+def test_folders_pair_by_stem_without_modality_tags(pair_dirs):
+    for side, tag in (("vis", "_VIS"), ("ir", "_IR")):
+        for p in (pair_dirs / side).iterdir():
+            p.rename(p.with_name(f"{p.stem}{tag}{p.suffix}"))
+    code, text = _fuse_folders(pair_dirs, "out")
+    assert code == 0, text
+    assert sorted(p.name for p in (pair_dirs / "out").iterdir()) == ["f0.png", "f1.png", "f2.png"]
+    (pair_dirs / "ir" / "f0_IR.png").rename(pair_dirs / "ir" / "zzz.png")  # no common tag left on the IR side
+    for p in (pair_dirs / "ir").glob("f*_IR.png"):
+        p.unlink()
+    code, text = _fuse_folders(pair_dirs, "out2")
+    assert code == 1
+    line = _one_error_line(text)
+    assert "pairs are matched by file stem" in line
+    assert "seen: visible f0_VIS.png, f1_VIS.png, f2_VIS.png, IR zzz.png" in line
+
+
+def test_tno_sequence_folders_pair_v_and_i(tmp_path):
+    from conftest import data_dir
+
+    seq = data_dir("tno_sequences", "Duine_sequence")
+    code, text = run_cli("fuse", "--vis", seq / "vis", "--ir", seq / "ir", "-o", tmp_path / "out")
+    assert code == 0, text
+    assert "fused 23 pair(s)" in text and "unpaired" not in text
+    assert sorted(p.name for p in (tmp_path / "out").iterdir())[:2] == ["7400.png", "7401.png"]
+    assert len(list((tmp_path / "out").iterdir())) == 23

@@ -44,10 +44,10 @@ def test_registry_names_shipped_files():
 
 
 def _arrays(m):
-    save = dict(
-        format=np.array("rtfuse-lut"), version=np.array(1), table=m.table, axes=np.array(m.axes),
-        ranges=m.ranges, ctx_stride=np.array(m.ctx_stride), meta=np.array(json.dumps(m.meta)),
-    )
+    save = {
+        "format": np.array("rtfuse-lut"), "version": np.array(1), "table": m.table, "axes": np.array(m.axes),
+        "ranges": m.ranges, "ctx_stride": np.array(m.ctx_stride), "meta": np.array(json.dumps(m.meta)),
+    }
     for i, (w, b) in enumerate(m.ctx_layers):
         save[f"ctx_w{i}"], save[f"ctx_b{i}"] = w, b
     return save
@@ -131,3 +131,153 @@ def test_detail_axis_must_be_signed(tmp_path):
     np.savez(tmp_path / "bad.npz", **a)
     with pytest.raises(LutFormatError, match="max_detail"):
         load_lut(tmp_path / "bad.npz")
+
+
+# Issue 11: every bad file is one LutFormatError line that says what to do, never another
+# exception, and never numpy's advice to load with allow_pickle=True.
+
+def _shipped_arrays():
+    with np.load(WEIGHTS_DIR / "lut3d.npz", allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _assert_one_clear_line(path):
+    with pytest.raises(LutFormatError) as info:
+        load_lut(path)
+    msg = str(info.value)
+    assert "\n" not in msg and "allow_pickle" not in msg and "pickle.load" not in msg, msg
+    return msg
+
+
+_WRONG = {
+    "int array": np.array([1, 2]),
+    "2-D int": np.array([[1]]),
+    "float": np.array(1.5),
+    "bool": np.array(True),
+    "complex": np.array(1 + 2j),
+    "str": np.array("x"),
+    "bytes": np.array(b"x"),
+    "str array": np.array(["vis_y", "ir", "context"]),
+    "empty": np.zeros((0, 3)),
+    "nan": np.array(np.nan),
+    "json list": np.array("[1]"),
+    "datetime": np.array(np.datetime64("2020-01-01")),
+    "int table": np.zeros((17, 17, 8), np.int64),
+}
+
+
+@pytest.mark.parametrize("field", ["format", "version", "ctx_stride", "meta", "axes", "table", "ranges",
+                                   "ctx_w0", "ctx_b0"])
+def test_fields_of_wrong_shape_or_dtype_are_one_clear_line(tmp_path, field):
+    base = _shipped_arrays()
+    for name, value in _WRONG.items():
+        if np.array_equal(value, base[field]) or (field == "axes" and name == "str array"):
+            continue  # the valid value itself
+        p = tmp_path / f"{name}.npz"
+        np.savez(p, **{**base, field: value})
+        msg = _assert_one_clear_line(p)
+        assert str(p) in msg
+
+
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("version", np.array([1, 1]), "'version' must be a single integer"),
+        ("ctx_stride", np.array([8, 8]), "'ctx_stride' must be a single integer"),
+        ("version", np.array(1.0), "'version' must be a single integer"),
+        ("format", np.array(["rtfuse-lut"]), "'format' must be a single string"),
+        ("meta", np.array(['{"a": 1}']), "'meta' must be a single JSON string"),
+        ("meta", np.array("[1, 2]"), "metadata must be a JSON object"),
+        ("meta", np.array("[" * 100_000), "metadata is not valid JSON"),
+        ("axes", np.array("vis_y"), "'axes' must be a 1-D array of names"),
+        ("ctx_w0", np.zeros((4, 4, 3, 3), np.complex64), "'ctx_w0' must hold floats"),
+    ],
+)
+def test_scalar_fields_that_are_arrays(tmp_path, field, value, match):
+    p = tmp_path / "bad.npz"
+    np.savez(p, **{**_shipped_arrays(), field: value})
+    assert match in _assert_one_clear_line(p)
+
+
+@pytest.mark.parametrize("value", [1.5, -0.01, 255.0, np.inf, -np.inf, np.nan])
+def test_table_values_outside_unit_range_are_refused(tmp_path, value):
+    a = _shipped_arrays()
+    a["table"] = a["table"].copy()
+    a["table"][3, 4, 5] = value
+    p = tmp_path / "bad.npz"
+    np.savez(p, **a)
+    msg = _assert_one_clear_line(p)
+    assert ("[0, 1]" in msg) if np.isfinite(value) else ("NaN or infinite" in msg)
+
+
+_UNPICKLED = []
+
+
+def _record_unpickle():
+    _UNPICKLED.append(1)
+    return "evil"
+
+
+class _Evil:
+    def __reduce__(self):
+        return _record_unpickle, ()
+
+
+def test_garbage_files_are_not_npz_and_never_unpickled(tmp_path):
+    import pickle
+
+    files = {
+        "text.npz": b"this is a text file\n",
+        "empty.npz": b"",
+        "pickle.npz": pickle.dumps(_Evil()),
+        "png.npz": b"\x89PNG\r\n\x1a\n" + b"\x00" * 40,
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    with zipfile.ZipFile(tmp_path / "zip.npz", "w") as z:
+        z.writestr("readme.txt", "not an array")
+    np.save(tmp_path / "one.npy", np.zeros(3))
+    (tmp_path / "one.npy").rename(tmp_path / "npy.npz")
+    data = (WEIGHTS_DIR / "lut3d.npz").read_bytes()
+    (tmp_path / "trunc.npz").write_bytes(data[: len(data) // 2])
+    expect = {
+        "text.npz": "not a .npz archive (it is a text file)",
+        "empty.npz": "not a .npz archive (the file is empty)",
+        "pickle.npz": "not a .npz archive (it is a Python pickle, which rtfuse never loads)",
+        "png.npz": "not a .npz archive (it starts with",
+        "zip.npz": "not a .npz archive (a zip holding readme.txt, not .npy arrays)",
+        "npy.npz": "not a .npz archive (it is a single .npy array)",
+        "trunc.npz": "not a .npz archive (truncated or corrupt zip",
+    }
+    for name, match in expect.items():
+        msg = _assert_one_clear_line(tmp_path / name)
+        assert msg.startswith(f"{tmp_path / name} is not a readable rtfuse LUT: {match}"), msg
+        assert "rtfuse distill lut" in msg
+    np.savez(tmp_path / "obj.npz", **{**_shipped_arrays(), "meta": np.array([_Evil()], dtype=object)})
+    assert "array 'meta' holds Python objects (pickle), which rtfuse never loads" in _assert_one_clear_line(
+        tmp_path / "obj.npz")
+    assert not _UNPICKLED
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+def test_byte_flips_give_only_lut_format_errors(tmp_path, compressed):
+    import io
+
+    buf = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buf, **_shipped_arrays())
+    good = buf.getvalue()
+    rng = np.random.default_rng(11)
+    p = tmp_path / "flipped.npz"
+    for _ in range(150):
+        data = bytearray(good)
+        for i in rng.integers(0, len(data), size=3):
+            data[i] = rng.integers(0, 256)
+        p.write_bytes(bytes(data))
+        try:
+            load_lut(p)  # a flip in a zip comment or a table value may leave a valid LUT
+        except LutFormatError as e:
+            assert "\n" not in str(e) and "allow_pickle" not in str(e)
+
+
+def test_a_directory_is_not_a_lut(tmp_path):
+    assert "is not a file" in _assert_one_clear_line(tmp_path)

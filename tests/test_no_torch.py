@@ -31,7 +31,7 @@ for name in ("lut", "lut3d", "lut4d", "lut4d-detail", "blend"):
     out = rtfuse.load_fuser(name)(vis, ir)
     assert out.shape == vis.shape and out.dtype == np.uint8
 from rtfuse.cli import main
-assert main(["lut", "info", "weights/lut3d_untrained.npz"]) == 0
+assert main(["lut", "info", "rtfuse/weights/lut3d_untrained.npz"]) == 0
 import os, tempfile, cv2
 from pathlib import Path
 d = Path(tempfile.mkdtemp())

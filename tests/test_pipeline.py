@@ -198,14 +198,14 @@ def test_image_folder_sources_with_fps(tmp_path):
 def test_ctrl_c_finalises_the_output(tmp_path):
     out = tmp_path / "live.mp4"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "rtfuse.cli", "run", "--vis", "synthetic:160x120@30",
+    proc = subprocess.Popen([sys.executable, "-m", "rtfuse._entry", "run", "--vis", "synthetic:160x120@30",
                              "--ir", "synthetic:160x120@30", "--realtime", "--no-display", "--out", str(out)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     time.sleep(4.0)
     proc.send_signal(signal.SIGINT)
     text = proc.communicate(timeout=30)[0]
     assert proc.returncode == 130, text
-    assert "interrupted" in text and "Traceback" not in text
+    assert "stopped by Ctrl-C; outputs were finalised" in text and "Traceback" not in text
     frames, fps, ts = read_video(out)
     # Live: the file carries the real capture times (frames the encoder could not take are
     # dropped, not delayed), so the average rate is at most the camera's.
@@ -253,6 +253,7 @@ def test_demo_writes_video_without_display(tmp_path):
     assert len(frames) == 30 and fps == 30.0
     assert "UNTRAINED" not in r.stderr  # the shipped default is a trained table
     r = subprocess.run([sys.executable, "-m", "rtfuse.cli", "demo", "--frames", "3", "--size", "64x48",
-                        "--weights", str(REPO / "weights" / "lut3d_untrained.npz"), "-o", str(tmp_path / "u.mp4")],
+                        "--weights", str(REPO / "rtfuse" / "weights" / "lut3d_untrained.npz"),
+                        "-o", str(tmp_path / "u.mp4")],
                        cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0 and "uses the UNTRAINED initial LUT" in r.stderr, r.stderr

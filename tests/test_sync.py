@@ -48,7 +48,7 @@ def test_different_lengths_fuse_the_overlap_and_report_the_rest():
     out, rep = pairs_of(vis_t, ir_t, 1 / 60)
     assert len(out) == 60
     assert rep.vis_before_ir == 15
-    assert rep.vis_after_ir == 1 and rep.vis_rest_unread  # stops reading once past the IR's end
+    assert rep.vis_after_ir == 1 and rep.ir_ended_first  # stops reading once past the IR's end
     assert any("before the IR stream starts" in ln for ln in rep.lines())
 
 

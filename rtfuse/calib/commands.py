@@ -20,6 +20,7 @@ from rtfuse.calib.preview import overlay
 from rtfuse.calib.registration import register
 from rtfuse.errors import CalibrationError, InputError
 from rtfuse.images import read_ir, read_vis, write_image
+from rtfuse.messages import warning
 
 
 def _size(img: np.ndarray) -> tuple[int, int]:
@@ -139,8 +140,8 @@ def cmd_points(args: argparse.Namespace, console: Console) -> int:
     console.print(f"RMS {rms:.3f} IR px over {len(res)} points"
                   + (" (exact fit: 4 points leave no residual to check; add more)" if len(res) == 4 else ""))
     if bad:
-        console.print(f"[yellow]points {', '.join(str(i + 1) for i in sorted(bad))} are far off the others' "
-                      "homography: check for a typo or a mis-click[/]")
+        warning(console, f"points {', '.join(str(i + 1) for i in sorted(bad))} are far off the others' "
+                      "homography: check for a typo or a mis-click")
     calib = Calibration(H, ir_size=tuple(ir_size), vis_size=tuple(vis_size), method="points",
                         errors={"unit": "IR pixels", "rms": round(rms, 4), "max": round(float(res.max()), 4),
                                 "points": len(res), "residuals": [round(float(r), 4) for r in res]},

@@ -101,6 +101,9 @@ def validate(m: LutModel, source: str = "LUT") -> None:
         raise bad(f"every table axis needs at least 2 nodes, shape is {m.table.shape}")
     if not np.all(np.isfinite(m.table)):
         raise bad("table holds NaN or infinite values")
+    lo, hi = float(m.table.min()), float(m.table.max())
+    if lo < 0.0 or hi > 1.0:  # e.g. a 0..255 table: it would fuse to saturated white, with no error
+        raise bad(f"table values must lie in [0, 1] (fused luma), found [{lo:g}, {hi:g}]")
     if m.ranges.shape != (len(m.axes), 2) or not np.all(np.isfinite(m.ranges)):
         raise bad(f"ranges must be finite with shape ({len(m.axes)}, 2), got {m.ranges.shape}")
     for name, (lo, hi) in zip(m.axes, m.ranges):
@@ -151,53 +154,137 @@ def save_lut(path: str | Path, m: LutModel) -> None:
     write_atomic(path, buf.getvalue(), "LUT")
 
 
-def load_lut(path: str | Path) -> LutModel:
-    """Read and validate a LUT file; any problem raises :class:`LutFormatError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise LutFormatError(f"LUT file {path} does not exist; pass an existing .npz (see weights/)")
+_REMEDY = "re-export it with `rtfuse distill lut` (or `rtfuse lut init`) or use a shipped table"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first local header, or an empty zip
+
+
+def _not_npz(head: bytes) -> str:
+    """What a file that does not start like a zip (hence like a .npz) looks like, in words."""
+    if not head:
+        return "the file is empty"
+    if head.startswith(b"\x93NUMPY"):
+        return "it is a single .npy array"
+    if head[:1] == b"\x80":
+        return "it is a Python pickle, which rtfuse never loads"
+    text = head.decode("utf-8", "ignore")  # "ignore": the 64 bytes may end inside a character
+    if len(text.encode()) >= len(head) - 3 and all(c.isprintable() or c.isspace() for c in text):
+        return "it is a text file"
+    return f"it starts with {head[:8]!r}"
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz, or one :class:`LutFormatError` line; nothing is ever unpickled.
+
+    numpy's own messages can advise loading with ``allow_pickle=True``; they are never passed on.
+    """
+
+    def bad(why: str) -> LutFormatError:
+        return LutFormatError(f"{path} is not a readable rtfuse LUT: {why}; {_REMEDY}")
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        raise LutFormatError(f"{path}: cannot read the LUT file ({e.strerror})") from None
+    # np.load would treat anything that is neither zip nor .npy as a pickle: check first.
+    if not head.startswith(_ZIP_MAGIC):
+        raise bad(f"not a .npz archive ({_not_npz(head)})")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except Exception as e:  # noqa: BLE001 - a damaged central directory raises more than BadZipFile
+        raise bad(f"not a .npz archive (truncated or corrupt zip: {_safe(e)})") from None
+    others = [n for n in names if not n.endswith(".npy")]
+    if others or not names:
+        held = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "") if others else "nothing"
+        raise bad(f"not a .npz archive (a zip holding {held}, not .npy arrays)")
+    arrays = {}
     try:
         with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
-        raise LutFormatError(
-            f"{path} is not a readable rtfuse LUT (.npz): {e}. It may be truncated or corrupt; "
-            "re-export it with `rtfuse distill lut` or use a file from weights/"
-        ) from None
+            for key in z.files:
+                try:
+                    arrays[key] = z[key]
+                except ValueError as e:
+                    if "object arrays" in str(e).lower():
+                        why = f"array {key!r} holds Python objects (pickle), which rtfuse never loads"
+                        raise bad(why) from None
+                    raise bad(f"array {key!r} is unreadable ({_safe(e)})") from None
+    except LutFormatError:
+        raise
+    except Exception as e:  # noqa: BLE001 - zipfile, zlib and numpy's header parser raise many types
+        raise bad(f"truncated or corrupt ({_safe(e)})") from None
+    return arrays
+
+
+def _safe(e: BaseException) -> str:
+    """An exception's first line, without advice to load unsafely (numpy gives it for big headers)."""
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return type(e).__name__ if "pickle" in msg.lower() else msg
+
+
+def _describe(a: np.ndarray) -> str:
+    return f"an array of dtype {a.dtype} and shape {a.shape}"
+
+
+def load_lut(path: str | Path) -> LutModel:
+    """Read and validate a LUT file; any problem raises :class:`LutFormatError` (one line)."""
+    path = Path(path)
+    if not path.exists():
+        raise LutFormatError(f"LUT file {path} does not exist; pass an existing .npz or use a shipped table")
+    if not path.is_file():
+        raise LutFormatError(f"LUT file {path} is not a file; pass a .npz")
+    arrays = _read_npz(path)
 
     def get(key: str) -> np.ndarray:
         if key not in arrays:
             raise LutFormatError(f"{path}: key {key!r} is missing; this is not an rtfuse LUT file")
         return arrays[key]
 
-    if str(get("format")) != FORMAT:
-        raise LutFormatError(f"{path}: format is {str(get('format'))!r}, expected {FORMAT!r}")
-    version = int(get("version"))
+    # Every field's shape and dtype is checked before use: int()/str() on a wrong one would
+    # raise TypeError, or silently read an array as its repr.
+    def scalar(key: str, kind: str, what: str) -> np.ndarray:
+        a = get(key)
+        if a.shape != () or a.dtype.kind not in kind:
+            raise LutFormatError(f"{path}: {key!r} must be {what}, got {_describe(a)}")
+        return a
+
+    fmt = str(scalar("format", "U", "a single string"))
+    if fmt != FORMAT:
+        raise LutFormatError(f"{path}: format is {fmt!r}, expected {FORMAT!r}: not an rtfuse LUT file")
+    version = int(scalar("version", "iu", "a single integer"))
     if version != VERSION:
         raise LutFormatError(
             f"{path}: LUT format version {version}, this rtfuse reads version {VERSION}; "
             "upgrade rtfuse or re-export the LUT"
         )
     try:
-        meta = json.loads(str(get("meta")))
-    except json.JSONDecodeError as e:
-        raise LutFormatError(f"{path}: metadata is not valid JSON ({e})") from None
+        meta = json.loads(str(scalar("meta", "U", "a single JSON string")))
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise LutFormatError(f"{path}: metadata is not valid JSON ({_safe(e)})") from None
+    if not isinstance(meta, dict):
+        raise LutFormatError(f"{path}: metadata must be a JSON object, got {type(meta).__name__}")
+    axes = get("axes")
+    if axes.ndim != 1 or axes.dtype.kind != "U":
+        raise LutFormatError(f"{path}: 'axes' must be a 1-D array of names, got {_describe(axes)}")
+    ctx_stride = int(scalar("ctx_stride", "iu", "a single integer"))
     layers = []
     i = 0
     while f"ctx_w{i}" in arrays:
         layers.append((get(f"ctx_w{i}"), get(f"ctx_b{i}")))
         i += 1
-    for key, dtype in (("table", np.floating), ("ranges", np.floating), ("ctx_stride", np.integer)):
-        if not np.issubdtype(get(key).dtype, dtype):
-            raise LutFormatError(f"{path}: {key!r} has dtype {get(key).dtype}")
+    numeric = [("table", get("table")), ("ranges", get("ranges"))]
+    numeric += [(f"ctx_{wb}{j}", a) for j, layer in enumerate(layers) for wb, a in zip("wb", layer)]
+    for key, a in numeric:
+        if a.dtype.kind != "f":
+            raise LutFormatError(f"{path}: {key!r} must hold floats, got {_describe(a)}")
     try:
         return LutModel(
             table=get("table"),
-            axes=tuple(get("axes").tolist()),
+            axes=tuple(axes.tolist()),
             ranges=get("ranges"),
-            ctx_stride=int(get("ctx_stride")),
+            ctx_stride=ctx_stride,
             ctx_layers=layers,
-            meta=meta if isinstance(meta, dict) else {},
+            meta=meta,
         )
     except LutFormatError as e:
         raise LutFormatError(f"{path}: {str(e).removeprefix('LUT: ')}") from None

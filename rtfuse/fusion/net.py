@@ -19,9 +19,8 @@ class NetFuser:
     def __init__(self, path: str | Path, device: str | None = None, name: str = "student") -> None:
         import torch
 
-        from rtfuse.training.checkpoint import load_model
-
         from rtfuse.errors import InputError
+        from rtfuse.training.checkpoint import load_model
 
         self.torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Callable
 
@@ -12,8 +13,10 @@ from rtfuse.errors import InputError
 
 Fuser = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
-# The shipped tables live in the repository's weights/ (RTFUSE_WEIGHTS overrides).
-WEIGHTS_DIR = Path(os.environ.get("RTFUSE_WEIGHTS", Path(__file__).resolve().parents[2] / "weights"))
+# The shipped tables are package data in rtfuse/weights/, so a wheel or sdist install finds them as well as
+# a checkout does. A regular (not zipped) install has them on disk, which LutFuser and torch.load need.
+# RTFUSE_WEIGHTS points at another folder with the same file names.
+WEIGHTS_DIR = Path(os.environ.get("RTFUSE_WEIGHTS") or str(resources.files("rtfuse") / "weights"))
 SHIPPED_LUTS = {  # distilled from the teachers (weights/MODEL_CARD.md); *_untrained.npz: analytic start
     "lut": "lut4d_detail.npz",
     "lut3d": "lut3d.npz",
@@ -54,7 +57,8 @@ def load_fuser(backend: str = "lut", path: str | os.PathLike | None = None, **op
             raise InputError(f"the {backend} backend needs PyTorch: pip install 'rtfuse[torch]' ({e})") from None
         if path is None:
             if backend == "teacher":
-                raise InputError("the teacher is not shipped: pass its checkpoint (--lut/path runs/teacher/teacher.pt)")
+                raise InputError("the teacher is not shipped: pass the teacher checkpoint you trained "
+                                 "(e.g. runs/teacher/teacher.pt, from `rtfuse train teacher`) as the weights")
             path = WEIGHTS_DIR / SHIPPED_NETS[backend]
         unknown = set(options) - {"device"}
         if unknown:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from pathlib import Path
 
@@ -9,7 +10,9 @@ import av
 import numpy as np
 
 from rtfuse.errors import RtfuseError
+from rtfuse.paths import check_writable_file
 from rtfuse.sinks.base import Fused, Sink
+from rtfuse.sources.base import DEFAULT_FPS
 
 CODECS = {
     # name: (FFmpeg encoder, pixel format, options)
@@ -17,7 +20,11 @@ CODECS = {
     "ffv1": ("ffv1", "bgr0", lambda preset, crf: {}),  # lossless: decodes back to the exact BGR
 }
 _CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi"}
+_NO_FFV1 = {".mov"}  # FFmpeg's mov muxer has no FFV1 tag
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
 TIME_BASE = Fraction(1, 90000)
+_AV_ERRORS = (av.error.FFmpegError, OSError, ValueError)
 
 
 class VideoSink(Sink):
@@ -25,60 +32,115 @@ class VideoSink(Sink):
 
     The file is written under a temporary name and renamed into place by :meth:`close`, which
     also flushes the encoder, so even a run stopped by an error or Ctrl-C leaves a complete,
-    playable file holding every frame written so far.
+    playable file holding every frame written so far. Everything checkable about the output
+    (folder, permissions, container and codec) is checked by the constructor, before any work.
+    ``notes`` collects what the user should know (stale partial file removed, odd size padded);
+    :meth:`close` appends those :meth:`take_notes` did not take to its summary.
     """
 
     name = "video"
 
     def __init__(self, path: str | Path, codec: str = "h264", preset: str = "veryfast", crf: int = 20) -> None:
         self.path = Path(path)
+        self.notes: list[str] = []
         if codec not in CODECS:
             raise RtfuseError(f"codec {codec!r} is not supported; choose one of {', '.join(CODECS)}")
+        check_writable_file(self.path, "video")  # a folder of that name, a missing or read-only folder
         ext = self.path.suffix.lower()
         if ext not in _CONTAINERS:
             raise RtfuseError(f"{self.path}: use one of {', '.join(_CONTAINERS)} for a video output")
-        if not self.path.parent.is_dir():
-            raise RtfuseError(f"{self.path}: folder {self.path.parent} does not exist")
+        if codec == "ffv1" and ext in _NO_FFV1:
+            raise RtfuseError(f"{self.path}: a {ext} file cannot hold FFV1; use .mkv, .avi or .mp4 for --codec ffv1")
+        if codec == "h264" and preset not in X264_PRESETS:
+            raise RtfuseError(f"--preset {preset!r} is not an x264 preset; choose one of {', '.join(X264_PRESETS)}")
         if not 0 <= crf <= 51:
             raise RtfuseError(f"--crf must be within 0..51, got {crf}")
         self.codec, self.preset, self.crf = codec, preset, crf
+        self._format = _CONTAINERS[ext]
         self._tmp = self.path.with_name(f".{self.path.name}.part")
+        self._remove_stale_part()
         self._container = None
+        self._summary: str | None = None
         self.count = 0
         self._last_pts = -1
         self._t0: float | None = None
+        self._pad = (0, 0)
+
+    def _remove_stale_part(self) -> None:
+        """A partial file left by a killed run: nothing else would ever clean it up."""
+        if self._tmp.is_file() or self._tmp.is_symlink():
+            try:
+                self._tmp.unlink()
+            except OSError as e:
+                raise RtfuseError(f"{self.path}: cannot remove the stale partial file {self._tmp} "
+                                  f"({e.strerror})") from None
+            self.notes.append(f"removed a stale partial file {self._tmp} left by an interrupted run")
+
+    def take_notes(self) -> list[str]:
+        """The notes so far, which :meth:`close` then leaves out (for callers that print them now)."""
+        taken, self.notes = self.notes, []
+        return taken
 
     def open(self, size: tuple[int, int], fps: float) -> None:
         encoder, pix_fmt, options = CODECS[self.codec]
+        w, h = size
+        if self.codec == "h264" and (w % 2 or h % 2):
+            # yuv420p needs even sizes, and H.264 can only crop whole chroma rows (SPS cropping in
+            # units of 2) and no container display size is honoured by decoders: pad, and say so.
+            self._pad = (h % 2, w % 2)
+            rep = " and ".join(n for n, p in (("row", h % 2), ("column", w % 2)) if p)
+            self.notes.append(f"{w}x{h} is odd; H.264 yuv420p needs even sizes, so the video is "
+                              f"{w + w % 2}x{h + h % 2} (last {rep} repeated); use --codec ffv1 for the exact size")
+        fps = fps if fps and math.isfinite(fps) and fps > 0 else DEFAULT_FPS
+        rate = max(Fraction(fps).limit_denominator(1001), Fraction(1, 1001))  # 30000/1001 stays exact
+        # AVI has no timestamps, only a constant rate taken from the time base: 1/rate there,
+        # pts = frame index. Elsewhere a fine time base keeps the input's timestamps.
+        self._cfr = self._format == "avi"
+        self._tb = 1 / rate if self._cfr else TIME_BASE
+        self._ticks = max(round(1 / (rate * self._tb)), 1)
+        self._fps = float(rate)
         try:
-            self._container = av.open(str(self._tmp), "w", format=_CONTAINERS[self.path.suffix.lower()])
-            rate = Fraction(fps).limit_denominator(1001) if fps else Fraction(30)
-            stream = self._container.add_stream(encoder, rate=rate, options=options(self.preset, self.crf))
-            stream.width, stream.height = size
+            self._container = av.open(str(self._tmp), "w", format=self._format)
+            opts = options(self.preset, self.crf)
+            if self._cfr and self.codec == "h264":
+                opts["bf"] = "0"  # AVI stores no pts: with B-frames the decoded order would be guessed
+            stream = self._container.add_stream(encoder, rate=rate, options=opts)
+            stream.width, stream.height = w + self._pad[1], h + self._pad[0]
             stream.pix_fmt = pix_fmt
-            stream.time_base = TIME_BASE
-            stream.codec_context.time_base = TIME_BASE
-        except (av.error.FFmpegError, OSError, ValueError) as e:
+            stream.time_base = self._tb
+            stream.codec_context.time_base = self._tb
+            self._container.start_encoding()  # opens the encoder now: its errors come before any frame
+        except _AV_ERRORS as e:
             self._abort()
             raise RtfuseError(f"{self.path}: cannot open the video encoder ({e})") from None
+        except BaseException:
+            self._abort()
+            raise
         self._stream = stream
-        self._ticks = max(int(round(1 / (rate * TIME_BASE))), 1)
-        self._fps = float(rate)
 
     def write(self, item: Fused) -> bool:
         if self._t0 is None:
             self._t0 = item.t
         rel = item.t - self._t0
-        # Timestamps within 10 % of a frame of the nominal grid were rounded by the input container
-        # (e.g. to ms): put them back on the grid, so the output states the input's exact rate.
         k = round(rel * self._fps)
-        if abs(rel * self._fps - k) < 0.1:
-            rel = k / self._fps
-        pts = max(int(round(rel / TIME_BASE)), self._last_pts + 1)
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(item.fused), format="bgr24")
-        frame.pts, frame.time_base = pts, TIME_BASE
+        if self._cfr:
+            pts = max(k, self._last_pts + 1)  # the nearest free frame slot; a gap holds the previous frame
+        else:
+            # Timestamps within 10 % of a frame of the nominal grid were rounded by the input container
+            # (e.g. to ms): put them back on the grid, so the output states the input's exact rate.
+            if abs(rel * self._fps - k) < 0.1:
+                rel = k / self._fps
+            pts = max(round(rel / self._tb), self._last_pts + 1)
+        img = item.fused
+        if any(self._pad):
+            img = np.pad(img, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="bgr24")
+        frame.pts, frame.time_base = pts, self._tb
         self._last_pts = pts
-        self._mux(self._stream.encode(frame))
+        try:
+            self._mux(self._stream.encode(frame))
+        except _AV_ERRORS as e:
+            raise RtfuseError(f"{self.path}: writing the video failed ({_why(e)})") from None
         self.count += 1
         return True
 
@@ -92,19 +154,78 @@ class VideoSink(Sink):
         if self._container is not None:
             try:
                 self._container.close()
-            except av.error.FFmpegError:
+            except Exception:  # noqa: BLE001, S110 - the file is removed anyway
                 pass
             self._container = None
         self._tmp.unlink(missing_ok=True)
 
     def close(self) -> str:
+        """Flush, finalise and rename into place; idempotent (a second call returns the first result).
+
+        If finalising fails, the frames already on disk are kept when they decode, else the partial
+        file is removed; either way :class:`RtfuseError` says which, and no ``.part`` file remains.
+        """
+        if self._summary is None:
+            try:
+                self._summary = self._finish()
+            except RtfuseError as e:
+                self._summary = str(e)
+                raise
+        return self._with_notes(self._summary)
+
+    def _with_notes(self, text: str) -> str:
+        return "\n".join([text, *(f"note: {n}" for n in self.notes)])
+
+    def _finish(self) -> str:
         if self._container is None:
             return f"{self.path}: not written"
         if self.count == 0:
             self._abort()
             return f"{self.path}: not written (no frames)"
-        self._mux(self._stream.encode())  # flush delayed frames
-        self._container.close()
+        error = None
+        try:
+            self._mux(self._stream.encode())  # flush delayed frames
+        except Exception as e:  # noqa: BLE001 - whatever failed, salvage what is on disk
+            error = e
+        try:
+            self._container.close()  # the trailer, even after a failed flush: it indexes what was muxed
+        except Exception as e:  # noqa: BLE001
+            error = error or e
         self._container = None
-        self._tmp.replace(self.path)
+        kept = _decodable_frames(self._tmp) if error is not None else self.count
+        if not kept:
+            self._tmp.unlink(missing_ok=True)
+            raise RtfuseError(f"{self.path}: finalising the video failed ({_why(error)}); nothing playable was "
+                              f"written, so the partial file was removed")
+        try:
+            self._tmp.replace(self.path)
+        except OSError as e:
+            # Never delete a finished recording: keep it under a visible name beside the output.
+            rescue = self.path.with_name(f"{self.path.stem}.recovered{self.path.suffix}")
+            try:
+                self._tmp.replace(rescue)
+            except OSError:
+                rescue = self._tmp
+            raise RtfuseError(f"{self.path}: cannot move the finished video into place ({e.strerror}); "
+                              f"its {self.count} frames are in {rescue}") from None
+        if error is not None:
+            raise RtfuseError(f"{self.path}: finalising the video failed ({_why(error)}); kept the {kept} "
+                              f"playable frames of the {self.count} written")
         return f"wrote {self.path} ({self.count} frames, {self.codec})"
+
+
+def _decodable_frames(path: Path) -> int:
+    """How many frames of a possibly truncated video file decode (0 if none or unreadable)."""
+    n = 0
+    try:
+        with av.open(str(path)) as c:
+            for _ in c.decode(video=0):
+                n += 1
+    except (*_AV_ERRORS, IndexError):
+        pass
+    return n
+
+
+def _why(e: BaseException) -> str:
+    """The cause without the temporary file's name that FFmpeg errors carry (e.g. "File too large")."""
+    return getattr(e, "strerror", None) or str(e) or type(e).__name__

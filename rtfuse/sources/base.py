@@ -8,6 +8,9 @@ from typing import Iterator
 
 import numpy as np
 
+# Assumed for streams that state no rate (image folders, clips without timing): the common camera rate.
+DEFAULT_FPS = 30.0
+
 
 @dataclass(frozen=True)
 class Frame:

@@ -11,7 +11,8 @@ import glob
 import os
 import sys
 import time
-from typing import Iterator
+from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
@@ -29,6 +30,30 @@ def _device_hint() -> str:
         return "check the camera index"
     devices = list_video_devices()
     return f"available devices: {', '.join(devices)}" if devices else "no /dev/video* devices exist on this machine"
+
+
+def is_stream_url(spec: str) -> bool:
+    """A network stream (``rtsp://``, ``http://``...) rather than a local device or index."""
+    return "://" in spec
+
+
+def redact(spec: str) -> str:
+    """``spec`` with a URL's password replaced by ``***``, for messages."""
+    if not is_stream_url(spec):
+        return spec
+    try:
+        parts = urlsplit(spec)
+        if parts.password is None:
+            return spec
+        return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+    except ValueError:  # a malformed URL (e.g. a bad port): hide everything before the host
+        return spec.split("://", 1)[0] + "://***@" + spec.rsplit("@", 1)[-1] if "@" in spec else spec
+
+
+_STREAM_HINT = (
+    "check the URL (host, port, path), that the network reaches the camera, the credentials (user:password@ "
+    "in the URL), and that OpenCV has its FFmpeg backend (cv2.getBuildInformation(): FFMPEG YES)"
+)
 
 
 def as_y16(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -61,7 +86,7 @@ class CameraSource(Source):
 
     def __init__(self, spec: str, size: tuple[int, int] | None = None, fps: float | None = None,
                  fourcc: str | None = None, buffer_size: int | None = 1, reconnect_timeout: float = 10.0,
-                 api: int | None = None) -> None:
+                 api: int | None = None, open_timeout: float = 10.0) -> None:
         self.spec = spec
         self.name = f"camera {spec}"
         self.want_size, self.want_fps = size, fps
@@ -69,6 +94,7 @@ class CameraSource(Source):
         self.buffer_size = buffer_size
         self.reconnect_timeout = reconnect_timeout
         self.api = api
+        self.open_timeout = open_timeout  # seconds for a stream URL to open (OpenCV's own default is 30)
         self.status = "closed"
         self.reconnects = 0
         self._cap: cv2.VideoCapture | None = None
@@ -83,7 +109,11 @@ class CameraSource(Source):
         api = self.api
         if api is None:
             api = cv2.CAP_V4L2 if sys.platform.startswith("linux") and spec.startswith("/dev/") else cv2.CAP_ANY
-        cap = cv2.VideoCapture(int(spec) if spec.isdigit() else spec, api)
+        params = []
+        if is_stream_url(spec):
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout * 1000)]
+            os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # quiet: our message says what failed
+        cap = cv2.VideoCapture(int(spec) if spec.isdigit() else spec, api, params)
         if not cap.isOpened():
             cap.release()
             return None
@@ -100,15 +130,20 @@ class CameraSource(Source):
             cap.set(cv2.CAP_PROP_BUFFERSIZE, self.buffer_size)
         return cap
 
+    def _hint(self) -> str:
+        return _STREAM_HINT if is_stream_url(self.spec) else _device_hint()
+
     def _decode(self, img: np.ndarray) -> np.ndarray:
         return as_y16(img, self._cap_size) if self.raw16 else img
 
-    def open(self) -> "CameraSource":
+    def open(self) -> CameraSource:
         if self._cap is not None:
             return self
         if self.spec.startswith("/dev/") and not os.path.exists(self.spec):
             raise SourceError(f"camera {self.spec} does not exist; {_device_hint()}")
         cap = self._open_capture()
+        if cap is None and is_stream_url(self.spec):
+            raise SourceError(f"cannot open the stream {redact(self.spec)}; {_STREAM_HINT}")
         if cap is None:
             raise SourceError(
                 f"cannot open camera {self.spec}: it is missing, or another program holds it; {_device_hint()}"
@@ -119,8 +154,8 @@ class CameraSource(Source):
         if not ok or img is None:
             cap.release()
             raise SourceError(
-                f"camera {self.spec} opened but delivers no frames: another program may be using it, or it "
-                f"does not support the requested format{' (Y16)' if self.raw16 else ''}; {_device_hint()}"
+                f"camera {redact(self.spec)} opened but delivers no frames: another program may be using it, "
+                f"or it does not support the requested format{' (Y16)' if self.raw16 else ''}; {self._hint()}"
             )
         self._cap = cap
         self._first = self._decode(img)
@@ -142,8 +177,8 @@ class CameraSource(Source):
             if lost > self.reconnect_timeout:
                 self.status = "lost"
                 raise SourceError(
-                    f"camera {self.spec} delivered no frame for {lost:.1f} s and could not be reopened "
-                    f"(--reconnect-timeout {self.reconnect_timeout:g}); {_device_hint()}"
+                    f"camera {redact(self.spec)} delivered no frame for {lost:.1f} s and could not be "
+                    f"reopened (--reconnect-timeout {self.reconnect_timeout:g}); {self._hint()}"
                 )
             time.sleep(min(delay, max(self.reconnect_timeout - lost, 0.0) + 0.01))
             delay = min(2 * delay, 4.0)

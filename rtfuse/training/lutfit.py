@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 
+from rtfuse.messages import make_console
+
 from rtfuse.errors import RtfuseError
 from rtfuse.fusion.initial import analytic_lut
 from rtfuse.fusion.lutfile import load_lut, save_lut
@@ -98,7 +100,7 @@ def _bank(cfg: LutFitConfig, teacher, console: Console):
 
 
 def fit_lut(cfg: LutFitConfig, console: Console | None = None) -> Path:
-    console = console or Console(stderr=True)
+    console = console or make_console()
     torch.manual_seed(cfg.seed)
     teacher, tck = checkpoint.load_model(cfg.teacher)
     model = load_lut(cfg.init) if cfg.init else analytic_lut(cfg.kind, n_ctx=cfg.ctx_bins)

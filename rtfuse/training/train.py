@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from rich.console import Console
+
+from rtfuse.messages import make_console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from rtfuse.errors import RtfuseError
@@ -35,7 +37,7 @@ class TrainConfig:
     base_sigma: float = 4.0  # Gaussian sigma of that base layer, pixels
     init: str = ""  # start from this checkpoint's weights (fine-tuning: fresh optimiser and schedule)
     ckpt_every: int = 250
-    ship: str = ""  # also write the final weights as float16 here (the shipped weights/student.pt)
+    ship: str = ""  # also write the final weights as float16 here (the shipped rtfuse/weights/student.pt)
     dark: float = 0.0  # share of crops with the visible darkened (night coverage), see data.darken
     ir_dark: float = 0.0  # share of crops with the IR darkened
     # distillation only
@@ -134,10 +136,10 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
 
 
 def train_teacher(cfg: TrainConfig, console: Console | None = None) -> Path:
-    return _run(cfg, "teacher", console or Console(stderr=True))
+    return _run(cfg, "teacher", console or make_console())
 
 
 def distill_student(cfg: TrainConfig, console: Console | None = None) -> Path:
     if not cfg.teacher:
         raise ValueError("distilling a student needs --teacher CHECKPOINT")
-    return _run(cfg, "student", console or Console(stderr=True))
+    return _run(cfg, "student", console or make_console())

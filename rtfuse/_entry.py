@@ -1,0 +1,28 @@
+"""The ``rtfuse`` console script: stop signals are routed before anything heavy is imported.
+
+Importing the command line (numpy, numba, OpenCV, rich) takes a noticeable fraction of a second; a
+Ctrl-C or SIGTERM in that window must end the process with one line, not a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rtfuse import interrupt
+
+
+def main() -> None:
+    interrupt.install()
+    try:
+        from rtfuse.cli import main as cli_main
+
+        code = cli_main()
+    except KeyboardInterrupt:
+        sys.stderr.write(f"rtfuse: stopped by {interrupt.name()} before any output was started\n")
+        code = interrupt.exit_code()
+    interrupt.ignore()  # the work is done: a late signal must not turn a clean exit into a kill
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

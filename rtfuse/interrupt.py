@@ -1,0 +1,99 @@
+"""Stopping on Ctrl-C, SIGTERM and SIGHUP without losing a recording.
+
+A service manager (systemd, ``docker stop``, a CI timeout, ``kill``) sends SIGTERM; a closed
+terminal sends SIGHUP; a person presses Ctrl-C (SIGINT). :func:`install` makes all three mean
+"stop and finalise":
+
+- While a pipeline runs, it registers its stop event with :func:`cooperative`. A signal then
+  only sets that event: the threads wind down at their next poll and the sinks are closed on
+  the normal path, so no exception can land in the middle of an encoder flush.
+- Elsewhere (start-up, still images, evaluation) the first signal raises
+  :class:`KeyboardInterrupt`, which unwinds through the ``finally`` blocks that finalise
+  outputs.
+- Every later signal is only noted. A second Ctrl-C pressed a few milliseconds after the
+  first can therefore never abandon the finalising.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from typing import Iterator
+
+_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+_received: int | None = None  # the first signal, once one came
+_stop_event: threading.Event | None = None  # set instead of raising while a pipeline runs
+_installed = False
+
+
+def _handler(signum: int, frame) -> None:
+    global _received
+    if _received is not None:
+        # Plain os.write: a handler may interrupt a half-printed line of rich's console.
+        os.write(2, f"\nrtfuse: {signal.Signals(signum).name} again; still finalising the output, please wait\n"
+                 .encode())
+        return
+    _received = signum
+    if _stop_event is not None:
+        _stop_event.set()
+        return
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def install() -> None:
+    """Route SIGINT, SIGTERM and SIGHUP to :func:`_handler` (main thread only; idempotent)."""
+    global _installed
+    if _installed or threading.current_thread() is not threading.main_thread():
+        return
+    for s in _SIGNALS:
+        # A signal ignored by whoever started us stays ignored: ``nohup`` (SIGHUP), and a shell's
+        # background job (SIGINT), expect exactly that.
+        if signal.getsignal(s) is not signal.SIG_IGN:
+            signal.signal(s, _handler)
+    _installed = True
+
+
+def ignore() -> None:
+    """Ignore stop signals from now on (the process is about to exit with its status)."""
+    if threading.current_thread() is threading.main_thread():
+        for s in _SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+
+
+def received() -> int | None:
+    """The first stop signal received in this process, or None."""
+    return _received
+
+
+def name() -> str:
+    """How the user stopped us, for messages: ``Ctrl-C``, ``SIGTERM``, ``SIGHUP`` (``Ctrl-C`` if unknown)."""
+    if _received is None or _received == signal.SIGINT:
+        return "Ctrl-C"
+    return signal.Signals(_received).name
+
+
+def exit_code() -> int:
+    """The shell's convention for a process stopped by a signal: 128 + its number (130 for Ctrl-C)."""
+    return 128 + (_received or signal.SIGINT)
+
+
+@contextlib.contextmanager
+def cooperative(stop: threading.Event) -> Iterator[None]:
+    """Within the block, a stop signal sets ``stop`` instead of raising (see the module notes)."""
+    global _stop_event
+    if _received is not None:
+        stop.set()  # a signal came before the block started
+    previous, _stop_event = _stop_event, stop
+    try:
+        yield
+    finally:
+        _stop_event = previous
+
+
+def reset() -> None:
+    """Forget a received signal (tests that run several commands in one process)."""
+    global _received
+    _received = None
