@@ -7,6 +7,17 @@ import numpy as np
 
 from rtfuse.errors import InputError
 
+# CLAHE for 8-bit images of either camera (IR after AGC, calibration frames). A clip limit of 2 lifts local
+# contrast in dark or flat areas without amplifying sensor noise there (OpenCV's default, 40, barely clips);
+# 8x8 tiles adapt to regions an eighth of the frame across, each with pixels enough for a histogram.
+CLAHE_CLIP = 2.0
+CLAHE_TILES = (8, 8)
+
+
+def make_clahe() -> cv2.CLAHE:
+    """A CLAHE operator with the settings above (``.apply`` takes uint8 (H, W))."""
+    return cv2.createCLAHE(clipLimit=CLAHE_CLIP, tileGridSize=CLAHE_TILES)
+
 
 class Agc:
     """Map uint16 (H, W) thermal frames to uint8 (H, W).
@@ -37,7 +48,7 @@ class Agc:
             raise InputError(f"AGC smoothing must be within [0, 1), got {smoothing}")
         self.mode, self.lo, self.hi, self.smoothing = mode, lo, hi, smoothing
         self._limits: tuple[float, float] | None = None
-        self._clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)) if clahe else None
+        self._clahe = make_clahe() if clahe else None
 
     def _frame_limits(self, ir: np.ndarray) -> tuple[float, float]:
         sample = ir[::2, ::2].ravel()  # a quarter of the pixels is plenty for two percentiles
@@ -49,6 +60,10 @@ class Agc:
         lo = float(np.searchsorted(cdf, n * self.lo / 100.0))
         hi = float(np.searchsorted(cdf, n * self.hi / 100.0))
         return lo, hi
+
+    def reset(self) -> None:
+        """Forget the smoothed limits: the next frame starts a new stream."""
+        self._limits = None
 
     def limits(self) -> tuple[float, float] | None:
         """The current (smoothed) raw-count limits mapped to 0 and 255."""

@@ -8,6 +8,12 @@ from pathlib import Path
 from rtfuse.errors import InputError
 
 
+def partial_path(path: str | os.PathLike) -> Path:
+    """The hidden ``.NAME.part`` file an output is written through before its final rename."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.part")
+
+
 def write_atomic(path: str | os.PathLike, data: bytes, what: str = "file") -> None:
     """Write ``data`` to ``path`` via a hidden ``.NAME.part`` file and a rename.
 
@@ -15,7 +21,7 @@ def write_atomic(path: str | os.PathLike, data: bytes, what: str = "file") -> No
     :class:`InputError` naming ``what`` was being written.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
+    tmp = partial_path(path)
     try:
         tmp.write_bytes(data)
         tmp.replace(path)

@@ -17,9 +17,10 @@ from rtfuse.calib.commands import add_parser as add_calibrate_parser
 from rtfuse.errors import RtfuseError
 from rtfuse.fusion.lutfile import KINDS
 from rtfuse.messages import error, make_console, note
-from rtfuse.paths import check_writable_file, check_writable_folder, refuse_overwrite
-from rtfuse.runner import add_camera_args, add_output_args, add_source_args
+from rtfuse.paths import check_writable_file, check_writable_folder, refuse_overwrite, refuse_same_outputs
+from rtfuse.runner import add_camera_args, add_output_args, add_source_args, add_stage_args
 from rtfuse.sinks.window import KEYS_HELP
+from rtfuse.sources.base import DEFAULT_FPS
 
 console = make_console()
 
@@ -47,11 +48,12 @@ def _fuser(args: argparse.Namespace):
 
 def _stopped(report) -> int:
     """Exit status of a run: 0, or 128 + the signal that stopped it (130 for Ctrl-C, 143 for SIGTERM)."""
-    return interrupt.exit_code() if report.interrupted else 0
+    return interrupt.exit_code() if report.interrupted or interrupt.received() else 0
 
 
 def cmd_fuse(args: argparse.Namespace) -> int:
     from rtfuse.images import IMAGE_EXTS
+    from rtfuse.runner import make_stage
     from rtfuse.stills import fuse_folder, fuse_pair
 
     vis, ir, out = Path(args.vis), Path(args.ir), Path(args.output)
@@ -64,13 +66,16 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     if vis.is_dir():
         if out.exists() and not out.is_dir():
             raise RtfuseError(f"{out}: is a file; folders of pairs are fused into a folder")
+        ext = args.ext if args.ext.startswith(".") else "." + args.ext
+        if ext.lower() not in IMAGE_EXTS:
+            raise RtfuseError(f"--ext {args.ext}: not an image extension; use one of {', '.join(IMAGE_EXTS)}")
         check_writable_folder(out, "fused images", create=True)
-        fuser = _fuser(args)
-        report = fuse_folder(vis, ir, out, fuser, ext=args.ext, resize_ir=args.resize_ir, console=console)
+        report = fuse_folder(vis, ir, out, make_stage(args, _fuser(args), args.resize_ir), ext=args.ext,
+                             console=console)
         return 1 if report.failed else 0
     if vis.suffix.lower() in IMAGE_EXTS and ir.suffix.lower() in IMAGE_EXTS:
         check_writable_file(out, "fused image")
-        fuse_pair(vis, ir, out, _fuser(args), resize_ir=args.resize_ir)
+        fuse_pair(vis, ir, out, make_stage(args, _fuser(args), args.resize_ir))
         console.print(f"wrote {out}")
         return 0
     return _fuse_videos(args)
@@ -103,9 +108,11 @@ def _fuse_videos(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from rtfuse.runner import build, run_and_report, video_sink
+    from rtfuse.sinks.base import NullSink
     from rtfuse.sinks.window import WindowSink, has_display
 
     inputs = {"visible": args.vis, "IR": args.ir}
+    refuse_same_outputs({"recording (--out)": args.out, "image folder (--images-out)": args.images_out})
     for out in (args.out, args.images_out):
         if out is not None:
             refuse_overwrite(out, inputs)
@@ -124,12 +131,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             note(console, f"window skipped: {why}")
     if not sinks:
-        from rtfuse.sinks.base import NullSink
-
-        note(console, "no output: pass --out FILE.mp4 or --images-out DIR to keep the result")
         sinks.append(NullSink())
     pipe = build(args, args.vis, args.ir, sinks, _fuser(args), count=args.synthetic_frames, size=args.size,
                  realtime=args.realtime)
+    if isinstance(sinks[0], NullSink):
+        note(console, "no output: pass --out FILE.mp4 or --images-out DIR to keep the result")
     return _stopped(run_and_report(pipe, console, "rtfuse run"))
 
 
@@ -291,14 +297,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from rtfuse.evaluate import evaluate_folder, table, write
 
+    refuse_same_outputs({"CSV": args.csv, "JSON": args.json})
     for path, what in ((args.csv, "CSV metrics"), (args.json, "JSON metrics")):
         if path is not None:
+            refuse_overwrite(path, {"visible": args.vis, "IR": args.ir, "fused": args.fused,
+                                    "reference": args.reference})
             check_writable_file(path, what)
-    fuser = None
-    if args.fused is None:
-        fuser = _fuser(args)
+    from rtfuse.runner import make_stage
+
+    stage = make_stage(args, _fuser(args) if args.fused is None else None, resize_ir=False)
     with Progress(console=console, transient=True) as progress:
-        rows = evaluate_folder(Path(args.vis), Path(args.ir), args.fused, fuser, args.reference, progress, args.split)
+        rows = evaluate_folder(Path(args.vis), Path(args.ir), args.fused, stage, args.reference, progress, args.split)
     what = str(args.fused) if args.fused else f"backend {args.backend}" + (f" ({args.weights})" if args.weights else "")
     Console(highlight=False, markup=False, emoji=False, width=200).print(table(rows, f"rtfuse eval: {what} on {len(rows) - 1} pairs", args.per_image))
     write(rows, args.csv, args.json)
@@ -385,16 +394,36 @@ def cmd_lut_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _ConfigAwareParser(
-        prog="rtfuse",
-        description="Real-time infrared + visible fusion. Each command has its own --help.",
-    )
-    from rtfuse import __version__
+def _training_args(q: argparse.ArgumentParser, steps: int, out: str) -> None:
+    q.add_argument("--data", type=Path, default=Path("../shared/data/roadscene"),
+                   help="folder with vis/ and ir/ registered pairs (a fixed 20 %% is held out)")
+    q.add_argument("--out", type=Path, default=Path(out), help="run folder: last.pt (resumable) and the result")
+    q.add_argument("--steps", type=COUNT, default=steps, help=f"optimiser steps (default {steps})")
+    q.add_argument("--batch", type=COUNT, default=8)
+    q.add_argument("--crop", type=integer(16), default=128, help="square crop size (default 128)")
+    q.add_argument("--lr", type=POSITIVE, default=5e-4)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--detail", type=POSITIVE, default=1.3,
+                   help="gradient target = detail x the stronger source gradient (default 1.3)")
+    q.add_argument("--detail-edges", type=NON_NEGATIVE, default=0.0,
+                   help="apply --detail only where the stronger source's Sobel |Gx|+|Gy| (0..8) exceeds this")
+    q.add_argument("--base-weight", type=NON_NEGATIVE, default=0.0,
+                   help="weight of an L1 between the output's and the per-pixel max's base layers (Gaussian "
+                   "sigma --base-sigma): keeps region intensities a function of the sources (default 0)")
+    q.add_argument("--base-sigma", type=POSITIVE, default=4.0, help="Gaussian sigma of that base layer (default 4)")
+    q.add_argument("--dark", type=SHARE, default=0.0,
+                   help="share of crops with the visible darkened (gain 0.1-0.6), for night scenes (default 0)")
+    q.add_argument("--ir-dark", type=SHARE, default=0.0,
+                   help="share of crops with the IR darkened (gain 0.2-0.7), for cold scenes (default 0)")
+    q.add_argument("--init", type=Path, metavar="CKPT",
+                   help="start from this checkpoint's weights with a fresh optimiser and schedule "
+                   "(fine-tuning); ignored when --out already holds last.pt, which resumes")
+    q.add_argument("--device", default="cpu", help="cpu or cuda")
+    q.add_argument("--threads", type=COUNT, help="CPU threads for torch (default: all cores)")
 
-    parser.add_argument("--version", action="version", version=f"rtfuse {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+def _add_fuse(sub) -> None:
+    """`rtfuse fuse`: two videos, an image pair or two folders."""
     p = sub.add_parser(
         "fuse",
         help="fuse two videos, an image pair, or two folders of images paired by file stem",
@@ -410,9 +439,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resize-ir", action="store_true", help="stills: resize IR to the visible size when they differ")
     _add_backend_args(p)
     add_source_args(p)
+    add_stage_args(p)
     add_output_args(p)
     p.set_defaults(func=cmd_fuse)
 
+
+def _add_run(sub) -> None:
+    """`rtfuse run`: live or file fusion with a window and recordings."""
     p = sub.add_parser(
         "run",
         help="live or file fusion: capture, pair, align, fuse, show and/or record",
@@ -433,23 +466,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true", help="synthetic sources: pace frames at their fps")
     _add_backend_args(p)
     add_source_args(p)
+    add_stage_args(p)
     add_camera_args(p)
     add_output_args(p)
     p.set_defaults(func=cmd_run)
 
+
+def _add_demo(sub) -> None:
+    """`rtfuse demo`: a synthetic scene through the pipeline."""
     p = sub.add_parser("demo", help="fuse a synthetic scene through the full pipeline (no camera or data needed)",
                        description="Synthetic visible + IR through the whole pipeline. Opens a window when a "
                        "display exists, otherwise writes demo_fused.mp4; prints the statistics.")
     p.add_argument("--size", type=size_arg, default=(640, 480), help="frame size WxH (default 640x480)")
     p.add_argument("--frames", type=COUNT, default=300, help="frames to fuse (default 300)")
-    p.add_argument("--fps", type=FPS, default=30.0, help="scene frame rate (default 30)")
+    p.add_argument("--fps", type=FPS, default=DEFAULT_FPS, help=f"scene frame rate (default {DEFAULT_FPS:g})")
     p.add_argument("--no-display", action="store_true", help="write the video even when a display exists")
     p.add_argument("-o", "--output", default="demo_fused.mp4", help="video written without a display")
     _add_backend_args(p)
-    add_source_args(p)
+    p.add_argument("--seed", type=int, default=0, help="synthetic scene seed")
+    add_stage_args(p)
     add_output_args(p)
     p.set_defaults(func=cmd_demo)
 
+
+def _add_bench(sub) -> None:
+    """`rtfuse bench`: the FPS harness."""
     p = sub.add_parser("bench", help="FPS harness: the pipeline with the null sink over sizes and backends",
                        description="Runs capture -> pair -> align -> fuse with the null sink on synthetic scenes "
                        "(or on --vis/--ir) and reports per-stage median ms, end-to-end fps and pipeline overhead.")
@@ -468,8 +509,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", "--lut", dest="weights", type=Path, help="LUT .npz or network .pt for the backends")
     p.add_argument("--json", type=Path, help="also write machine-readable results here")
     add_source_args(p)
+    add_stage_args(p)
     p.set_defaults(func=cmd_bench)
 
+
+def _add_eval(sub) -> None:
+    """`rtfuse eval`: fusion metrics over pairs."""
     p = sub.add_parser("eval", help="fusion metrics (EN, SD, SF, AG, MI, SCD, VIF, Qabf, SSIM, CC, PSNR) over pairs",
                        description="Metrics as the evaluator shared by recent papers computes them (see "
                        "rtfuse/metrics.py). Pairs are matched by file stem; fused images come from --fused or "
@@ -485,50 +530,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", type=Path, help="write all rows as CSV")
     p.add_argument("--json", type=Path, help="write all rows as JSON")
     _add_backend_args(p)
+    add_stage_args(p)
     p.set_defaults(func=cmd_eval)
 
-    def training_args(q: argparse.ArgumentParser, steps: int, out: str) -> None:
-        q.add_argument("--data", type=Path, default=Path("../shared/data/roadscene"),
-                       help="folder with vis/ and ir/ registered pairs (a fixed 20 %% is held out)")
-        q.add_argument("--out", type=Path, default=Path(out), help="run folder: last.pt (resumable) and the result")
-        q.add_argument("--steps", type=COUNT, default=steps, help=f"optimiser steps (default {steps})")
-        q.add_argument("--batch", type=COUNT, default=8)
-        q.add_argument("--crop", type=integer(16), default=128, help="square crop size (default 128)")
-        q.add_argument("--lr", type=POSITIVE, default=5e-4)
-        q.add_argument("--seed", type=int, default=0)
-        q.add_argument("--detail", type=POSITIVE, default=1.3,
-                       help="gradient target = detail x the stronger source gradient (default 1.3)")
-        q.add_argument("--detail-edges", type=NON_NEGATIVE, default=0.0,
-                       help="apply --detail only where the stronger source's Sobel |Gx|+|Gy| (0..8) exceeds this")
-        q.add_argument("--base-weight", type=NON_NEGATIVE, default=0.0,
-                       help="weight of an L1 between the output's and the per-pixel max's base layers (Gaussian "
-                       "sigma --base-sigma): keeps region intensities a function of the sources (default 0)")
-        q.add_argument("--base-sigma", type=POSITIVE, default=4.0, help="Gaussian sigma of that base layer (default 4)")
-        q.add_argument("--dark", type=SHARE, default=0.0,
-                       help="share of crops with the visible darkened (gain 0.1-0.6), for night scenes (default 0)")
-        q.add_argument("--ir-dark", type=SHARE, default=0.0,
-                       help="share of crops with the IR darkened (gain 0.2-0.7), for cold scenes (default 0)")
-        q.add_argument("--init", type=Path, metavar="CKPT",
-                       help="start from this checkpoint's weights with a fresh optimiser and schedule "
-                       "(fine-tuning); ignored when --out already holds last.pt, which resumes")
-        q.add_argument("--device", default="cpu", help="cpu or cuda")
-        q.add_argument("--threads", type=COUNT, help="CPU threads for torch (default: all cores)")
 
+def _add_train(sub) -> None:
+    """`rtfuse train teacher`."""
     p = sub.add_parser("train", help="train the fusion teacher (needs the torch extra)")
     tsub = p.add_subparsers(dest="train_command", required=True, metavar="MODEL")
     q = tsub.add_parser("teacher", help="unsupervised fusion teacher (~3 M parameters, degradation-conditioned)",
                         description="Trains on random crops of the training split with the fusion losses (SSIM to "
                         "both sources, L1 to the max intensity, L1 to the (detail x) max Sobel gradient, CbCr L1). "
                         "Re-running with the same --out resumes from last.pt.")
-    training_args(q, 4000, "runs/teacher")
+    _training_args(q, 4000, "runs/teacher")
     q.set_defaults(func=cmd_train_teacher)
 
+
+def _add_distill(sub) -> None:
+    """`rtfuse distill student|lut`."""
     p = sub.add_parser("distill", help="distill the teacher into the student or into LUTs (needs the torch extra)")
     dsub = p.add_subparsers(dest="distill_command", required=True, metavar="TARGET")
     q = dsub.add_parser("student", help="~10x smaller network without condition input (the student backend)",
                         description="Feature loss (learned 1x1 projection of the bottleneck), output L1 to the "
                         "teacher, and the base fusion loss. Resumable like train teacher.")
-    training_args(q, 2000, "runs/student")
+    _training_args(q, 2000, "runs/student")
     q.add_argument("--teacher", type=Path, required=True, help="teacher checkpoint (runs/teacher/teacher.pt)")
     q.add_argument("--ship", type=Path, metavar="FILE.pt",
                    help="also write the result with float16 weights (how rtfuse/weights/student.pt is made)")
@@ -564,9 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--threads", type=COUNT, help="CPU threads for torch (default: all cores)")
     q.set_defaults(func=cmd_distill_lut)
 
-    add_calibrate_parser(sub, size_arg)
-    sub.choices["calibrate"].set_defaults(func=cmd_calibrate)
 
+def _add_lut(sub) -> None:
+    """`rtfuse lut info|init`."""
     p = sub.add_parser("lut", help="inspect or create LUT files")
     lsub = p.add_subparsers(dest="lut_command", required=True, metavar="ACTION")
     q = lsub.add_parser("info", help="print a LUT file's axes, ranges, context net and metadata")
@@ -576,11 +601,30 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--kind", choices=tuple(KINDS), default="3d")
     q.add_argument("-o", "--output", type=Path, required=True)
     q.set_defaults(func=cmd_lut_init)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ConfigAwareParser(
+        prog="rtfuse",
+        description="Real-time infrared + visible fusion. Each command has its own --help.",
+    )
+    from rtfuse import __version__
+
+    parser.add_argument("--version", action="version", version=f"rtfuse {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    for add in (_add_fuse, _add_run, _add_demo, _add_bench, _add_eval, _add_train, _add_distill):
+        add(sub)
+    add_calibrate_parser(sub, size_arg)
+    sub.choices["calibrate"].set_defaults(func=cmd_calibrate)
+    _add_lut(sub)
     for name in CONFIG_COMMANDS:
         sub.choices[name].add_argument("--config", type=Path, metavar="FILE.yaml",
                                        help="read options from YAML (keys are option names, e.g. backend: lut3d, "
                                        "ir-agc: percentile); flags on the command line win")
     return parser
+
+
 
 
 CONFIG_COMMANDS = ("fuse", "run", "demo", "bench")  # the commands that take --config
@@ -633,6 +677,25 @@ class _ConfigAwareParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
+def _drop_camera_options(command: str, config: Path, tokens: list[str], rest: list[str]) -> list[str]:
+    """A config shared by ``run`` and the file commands may hold camera options: those are skipped,
+    with a note, by the commands that open no camera."""
+    from_config = [t for t in rest if t in tokens]
+    if command == "run" or not from_config:
+        return rest
+    cameras = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    add_camera_args(cameras)
+    try:
+        left = cameras.parse_known_args(from_config)[1]
+    except argparse.ArgumentError:
+        return rest
+    skipped = [t for t in from_config if t not in left]
+    for t in skipped:
+        note(console, f"config {config}: {t.split('=')[0]} is a camera option of `rtfuse run`; "
+                      f"`rtfuse {command}` ignores it")
+    return [t for t in rest if t not in skipped]
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     """Parse ``argv``, with the options of ``--config FILE`` placed before the command's own."""
     parser = build_parser()
@@ -644,6 +707,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
             _ConfigAwareParser.config = config
             tokens = config_tokens(config)
             args, rest = parser.parse_known_args([argv[0], *tokens, *argv[1:]])
+            rest = _drop_camera_options(argv[0], config, tokens, rest)
             unknown = [t.split("=")[0].lstrip("-") for t in rest if t in tokens]
             if unknown:
                 raise RtfuseError(f"config {config}: unknown option {unknown[0]!r} for `rtfuse {argv[0]}`; "
@@ -660,7 +724,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parse(argv)
         return int(args.func(args) or 0)
     except RtfuseError as e:
-        error(console, str(e))
+        # Library messages speak of values; here the setting that fixes it gets its flag.
+        error(console, str(e) + (f" (--{e.option.replace('_', '-')})" if e.option else ""))
         return 1
     except KeyboardInterrupt:
         console.print(f"rtfuse: stopped by {interrupt.name()}", style="yellow")

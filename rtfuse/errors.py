@@ -4,7 +4,15 @@ from __future__ import annotations
 
 
 class RtfuseError(Exception):
-    """Base class: the message says what went wrong and what to do about it."""
+    """Base class: the message says what went wrong and what to do about it.
+
+    ``option`` names the setting that fixes it, as a parameter name (``ir_offset``): library
+    messages speak of values, and the command line adds its flag (``--ir-offset``).
+    """
+
+    def __init__(self, message: str = "", option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class InputError(RtfuseError, ValueError):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from rich.progress import Progress
@@ -13,25 +12,30 @@ from rich.table import Table
 
 from rtfuse import metrics
 from rtfuse.errors import InputError
-from rtfuse.images import list_images, read_ir, read_vis
-from rtfuse.training.data import pair_files  # numpy only: no torch needed to evaluate
+from rtfuse.fusion.registry import Fuser
+from rtfuse.images import list_images, read_image, read_vis
+from rtfuse.split import pair_files
+from rtfuse.stage import FusionStage, as_stage
 
 COLUMNS = (*metrics.NAMES, "chroma", "PSNR")
 
 
 def evaluate_folder(vis_dir: Path, ir_dir: Path, fused_dir: Path | None = None,
-                    fuser: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+                    fuser: FusionStage | Fuser | None = None,
                     reference_dir: Path | None = None, progress: Progress | None = None,
                     split: str = "all") -> dict[str, dict[str, float]]:
     """Metrics per pair stem (plus ``"mean"``).
 
-    Fused images come from ``fused_dir`` (matched by stem) or are made by ``fuser``. ``chroma`` is
+    Fused images come from ``fused_dir`` (matched by stem) or are made by ``fuser``, a fusion stage
+    (or a bare fuser, given a stage without calibration). Metrics see the pair as it was fused: the
+    IR aligned and AGC'd by the stage. ``chroma`` is
     the mean |CbCr(fused) - CbCr(visible)|; ``PSNR`` (colour, dB) is against ``reference_dir``
     images when given (e.g. a teacher's outputs), else NaN. ``split``: ``all``, or ``train`` /
-    ``heldout`` for the fixed training split (:func:`rtfuse.training.data.split_stems`).
+    ``heldout`` for the fixed training split (:func:`rtfuse.split.split_stems`).
     """
-    if (fused_dir is None) == (fuser is None):
-        raise InputError("give fused images (--fused DIR) or a backend (--backend B), not both or neither")
+    fuses = fuser is not None and getattr(fuser, "fuser", fuser) is not None  # a prepare-only stage does not
+    if (fused_dir is None) != fuses:
+        raise InputError("give fused images or a fuser, not both or neither")
     vis_files, ir_files, stems = pair_files(vis_dir, ir_dir, split)
     fused_files = list_images(fused_dir) if fused_dir else {}
     ref_files = list_images(reference_dir) if reference_dir else {}
@@ -39,14 +43,13 @@ def evaluate_folder(vis_dir: Path, ir_dir: Path, fused_dir: Path | None = None,
         missing = [s for s in stems if s not in fused_files]
         if missing:
             raise InputError(f"{fused_dir} lacks fused images for: {', '.join(missing[:10])}")
+    stage = as_stage(fuser if fuser is not None else FusionStage(None, resize_ir=False), resize_ir=False)
     rows: dict[str, dict[str, float]] = {}
     task = progress.add_task("evaluating", total=len(stems)) if progress else None
     for stem in stems:
-        vis, ir = read_vis(vis_files[stem]), read_ir(ir_files[stem])
-        if fused_dir is not None:
-            fused = read_vis(fused_files[stem])
-        else:
-            fused = fuser(vis, ir)
+        stage.reset()  # unrelated stills: no AGC smoothing from one to the next
+        vis, ir = stage.prepare(read_image(vis_files[stem]), read_image(ir_files[stem]))
+        fused = read_vis(fused_files[stem]) if fused_dir is not None else stage.fuse(vis, ir)
         if fused.shape[:2] != vis.shape[:2] or ir.shape != vis.shape[:2]:
             raise InputError(f"{stem}: fused {fused.shape[:2]}, visible {vis.shape[:2]} and IR {ir.shape} differ in size")
         row = metrics.evaluate(fused, ir, vis)

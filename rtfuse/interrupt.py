@@ -25,7 +25,7 @@ from typing import Iterator
 _SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 _received: int | None = None  # the first signal, once one came
-_stop_event: threading.Event | None = None  # set instead of raising while a pipeline runs
+_stop_events: list[threading.Event | None] = []  # innermost last; non-empty: set instead of raising
 _installed = False
 
 
@@ -37,8 +37,9 @@ def _handler(signum: int, frame) -> None:
                  .encode())
         return
     _received = signum
-    if _stop_event is not None:
-        _stop_event.set()
+    if _stop_events:
+        if _stop_events[-1] is not None:
+            _stop_events[-1].set()
         return
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -81,19 +82,13 @@ def exit_code() -> int:
 
 
 @contextlib.contextmanager
-def cooperative(stop: threading.Event) -> Iterator[None]:
-    """Within the block, a stop signal sets ``stop`` instead of raising (see the module notes)."""
-    global _stop_event
-    if _received is not None:
+def cooperative(stop: threading.Event | None = None) -> Iterator[None]:
+    """Within the block, a stop signal sets ``stop`` (or is only recorded, for :func:`received`)
+    instead of raising: see the module notes. Blocks nest; the innermost event is set."""
+    if _received is not None and stop is not None:
         stop.set()  # a signal came before the block started
-    previous, _stop_event = _stop_event, stop
+    _stop_events.append(stop)
     try:
         yield
     finally:
-        _stop_event = previous
-
-
-def reset() -> None:
-    """Forget a received signal (tests that run several commands in one process)."""
-    global _received
-    _received = None
+        _stop_events.pop()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from pathlib import Path
 
+from rtfuse.atomic import partial_path
 from rtfuse.errors import InputError
 
 
@@ -18,16 +20,35 @@ def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 
 
 def refuse_overwrite(output: str | os.PathLike, inputs: dict[str, str | os.PathLike | None]) -> None:
-    """Raise :class:`InputError` if ``output`` is one of ``inputs`` (label -> path; None and URLs skipped).
+    """Raise :class:`InputError` if writing ``output`` could replace an input.
 
-    A folder counts too: fused images written into an input folder would replace or join the originals.
+    ``inputs`` maps a label to a path (None and stream URLs are skipped; a glob pattern stands for
+    its folder). Refused: the output is an input (also through ``./``, a symlink or a hard link), its
+    partial ``.NAME.part`` file is one, or it is an existing file inside an input folder.
     """
+    out = Path(output)
     for label, path in inputs.items():
         if path is None or "://" in str(path):
             continue
-        if same_path(output, path):
-            raise InputError(f"the output {output} is the {label} input {path}: choose another output name; "
-                             "rtfuse never writes over an input")
+        path = Path(path)
+        if glob.has_magic(str(path)) and not path.exists():
+            path = path.parent
+        for candidate in (out, partial_path(out)):
+            if same_path(candidate, path):
+                raise InputError(f"the output {output} is the {label} input {path}: choose another output name; "
+                                 "rtfuse never writes over an input")
+        if path.is_dir() and out.is_file() and same_path(out.parent, path):
+            raise InputError(f"the output {output} is a file in the {label} input folder {path}: choose another "
+                             "output name; rtfuse never writes over an input")
+
+
+def refuse_same_outputs(outputs: dict[str, str | os.PathLike | None]) -> None:
+    """Raise :class:`InputError` if two outputs (label -> path) are the same path."""
+    given = [(label, p) for label, p in outputs.items() if p is not None]
+    for k, (label_a, a) in enumerate(given):
+        for label_b, b in given[k + 1:]:
+            if same_path(a, b):
+                raise InputError(f"the {label_a} and the {label_b} are the same path {a}: give each its own")
 
 
 def check_writable_file(path: str | os.PathLike, what: str) -> None:

@@ -21,13 +21,11 @@ from typing import Callable, Iterator
 import numpy as np
 
 from rtfuse import interrupt
-from rtfuse.agc import Agc
-from rtfuse.align import Aligner, Calibration
 from rtfuse.errors import PipelineError, RtfuseError
-from rtfuse.prepare import to_ir_gray, to_vis_bgr
 from rtfuse.sinks.base import Fused, Sink
 from rtfuse.sources.base import DEFAULT_FPS, Frame, Source
 from rtfuse.sources.realtime import RealtimeSource
+from rtfuse.stage import FusionStage, as_stage
 from rtfuse.stats import RunStats
 from rtfuse.sync import LivePairer, PairReport, pair_nearest
 
@@ -71,11 +69,8 @@ class Pipeline:
         self,
         vis: Source,
         ir: Source,
-        fuser: Callable[[np.ndarray, np.ndarray], np.ndarray],
+        stage: FusionStage | Callable[[np.ndarray, np.ndarray], np.ndarray],
         sinks: list[Sink],
-        calib: Calibration | None = None,
-        calib_name: str = "calibration",
-        agc: Agc | None = None,
         tolerance: float | None = None,
         ir_offset: float = 0.0,
         max_frames: int | None = None,
@@ -85,10 +80,9 @@ class Pipeline:
         reconnect_timeout: float = 10.0,
     ) -> None:
         if max_frames is not None and max_frames < 1:
-            raise RtfuseError(f"--max-frames must be at least 1, got {max_frames}")
-        self.vis, self.ir, self.fuser, self.sinks = vis, ir, fuser, sinks
-        self.calib, self.calib_name = calib, calib_name
-        self.agc = agc or Agc()
+            raise RtfuseError(f"the frame limit must be at least 1, got {max_frames}", option="max_frames")
+        self.stage = as_stage(stage)
+        self.vis, self.ir, self.sinks = vis, ir, sinks
         self.tolerance, self.ir_offset, self.max_frames = tolerance, ir_offset, max_frames
         self.on_frame = on_frame
         self.hold, self.reconnect_timeout = hold, reconnect_timeout
@@ -215,7 +209,7 @@ class Pipeline:
             yield v, i, ""
 
     def _pairs_live(self, clock: _ThreadClock, tolerance: float) -> Iterator[tuple[Frame, Frame | None, str]]:
-        pairer = LivePairer(tolerance, self.hold, self.pairing)
+        pairer = LivePairer(tolerance, self.hold, self.pairing, self.ir_offset)
         skew = self.stats.skew
         last_vis = time.monotonic()
         ir_ended = False
@@ -224,7 +218,7 @@ class Pipeline:
             quiet = time.monotonic() - last_vis
             if quiet > self.reconnect_timeout:
                 raise PipelineError(f"the visible source ({self.vis.name}) delivered no frame for {quiet:.1f} s "
-                                    f"(--reconnect-timeout {self.reconnect_timeout:g})")
+                                    f"(the reconnect timeout is {self.reconnect_timeout:g} s)", option="reconnect_timeout")
 
         while True:
             v = self._get(self._q_vis, clock, vis_watchdog)
@@ -242,7 +236,7 @@ class Pipeline:
                 if f is _END:
                     ir_ended = True
                 else:
-                    pairer.offer_ir(replace(f, t=f.t + self.ir_offset) if self.ir_offset else f)
+                    pairer.offer_ir(f)
             if ir_ended and not pairer.fresh(v):  # a recorded IR played in real time has ended
                 self.pairing.vis_seen += 1
                 self.pairing.vis_after_ir += 1
@@ -253,26 +247,25 @@ class Pipeline:
                 skew.add(abs(v.t - i.t))
             if pairer.latest is not None and v.t - pairer.latest.t > self.reconnect_timeout:
                 raise PipelineError(f"the IR source ({self.ir.name}) delivered no frame for "
-                                    f"{v.t - pairer.latest.t:.1f} s (--reconnect-timeout {self.reconnect_timeout:g})")
-            cam_status = getattr(self.ir, "status", "ok")
-            if cam_status == "reconnecting":
+                                    f"{v.t - pairer.latest.t:.1f} s (the reconnect timeout is {self.reconnect_timeout:g} s)",
+                                    option="reconnect_timeout")
+            if self.ir.status == "reconnecting":
                 status = f"IR camera reconnecting; {status or 'holding the last frame'}"
             if status:
                 self.stats.count("IR held" if i is not None else "IR missing")
             yield v, i, status
 
-    def _work(self, aligner: Aligner, tolerance: float) -> None:
+    def _work(self, tolerance: float) -> None:
         clock = _ThreadClock()
         st_pair, st_align, st_fuse = (self.stats.stage(n) for n in ("pair", "align", "fuse"))
-        ir_cache: tuple[int, np.ndarray] | None = None
         pairs = (self._pairs_live if self.live else self._pairs_files)(clock, tolerance)
         n = 0
-        stage = "pairing"
+        step = "pairing"
         try:
             while not self._stop.is_set():
                 if self.max_frames is not None and n >= self.max_frames:
                     break
-                stage = "pairing"
+                step = "pairing"
                 t0, w0 = time.perf_counter(), clock.wait
                 pair = next(pairs, None)
                 t1 = time.perf_counter()
@@ -283,22 +276,17 @@ class Pipeline:
                     break
                 st_pair.add(dt)
                 v, i, status = pair
-                stage = "aligning"
-                vis = to_vis_bgr(v.image)
-                if i is None:  # live, IR lost: the visible image alone
-                    ir = np.zeros(vis.shape[:2], np.uint8)
-                elif ir_cache is None or ir_cache[0] != i.index:  # slower IR: reuse the prepared frame
-                    ir_cache = (i.index, aligner(to_ir_gray(i.image, self.agc)))
-                    ir = ir_cache[1]
-                else:
-                    ir = ir_cache[1]
+                step = "aligning"
+                vis, ir = self.stage.prepare(v.image, i.image if i is not None else None, i.index if i is not None else None)
                 t2 = time.perf_counter()
                 st_align.add(t2 - t1)
-                stage = "fusing"
-                fused = self.fuser(vis, ir) if i is not None else vis.copy()
+                step = "fusing"
+                fused = self.stage.fuse(vis, ir)
                 t3 = time.perf_counter()
                 st_fuse.add(t3 - t2)
                 clock.work += t3 - t1
+                if ir is None:  # live, IR lost: the visible image alone
+                    ir = np.zeros(vis.shape[:2], np.uint8)
                 item = Fused(v.t, n, fused, vis, ir, v.received, status)
                 if self.live:
                     self._put_latest(self._q_out, item, "out")
@@ -306,8 +294,9 @@ class Pipeline:
                     break
                 n += 1
         except BaseException as e:  # noqa: BLE001
-            self._fail(stage, e)
+            self._fail(step, e)
         finally:
+            pairs.close()  # settles the pairer's counts of the frames it held (see pair_nearest)
             # The capture threads may still be blocked on full queues; the main thread sets the
             # stop event once it has drained q_out, which releases them.
             self._put(self._q_out, _END, clock)
@@ -316,12 +305,24 @@ class Pipeline:
     # -- main ------------------------------------------------------------------------------
     def run(self) -> RunReport:
         report = self.report = RunReport(self.stats, self.pairing)
+        # Cooperative for the whole run, the closing included: a stop signal must never land as an
+        # exception inside an encoder's flush.
+        with interrupt.cooperative(self._finish):
+            self._run(report)
+        if interrupt.received() is not None:
+            report.interrupted = True
+        if self._errors:
+            stage, exc = self._errors[0]
+            msg = str(exc) if isinstance(exc, RtfuseError) else f"{type(exc).__name__}: {exc}"
+            raise PipelineError(f"{stage} failed: {msg}", option=getattr(exc, "option", None)) from exc
+        return report
+
+    def _run(self, report: RunReport) -> None:
         opened: list[Source] = []
         threads: list[threading.Thread] = []
         start = time.perf_counter()
         try:
-            with interrupt.cooperative(self._finish):
-                self._start_and_consume(report, opened, threads)
+            self._start_and_consume(report, opened, threads)
         except KeyboardInterrupt:  # no handler installed (library use): Ctrl-C raises here
             report.interrupted = True
         finally:
@@ -339,19 +340,12 @@ class Pipeline:
                 try:
                     note = sink.close()
                 except Exception as e:  # noqa: BLE001 - a failing close must not hide the others
-                    note = f"{sink.name}: could not finalise ({e})"
-                    self._fail(f"closing {sink.name}", e)
+                    self._fail(f"closing {sink.name}", e)  # the error says what was kept
+                    continue
                 if note:
                     report.sink_notes.append(note)
             self._count_unread()
             self.stats.wall = time.perf_counter() - start
-        if interrupt.received() is not None:
-            report.interrupted = True
-        if self._errors:
-            stage, exc = self._errors[0]
-            msg = str(exc) if isinstance(exc, RtfuseError) else f"{type(exc).__name__}: {exc}"
-            raise PipelineError(f"{stage} failed: {msg}") from exc
-        return report
 
     def _start_and_consume(self, report: RunReport, opened: list[Source], threads: list[threading.Thread]) -> None:
         for src in (self.vis, self.ir):
@@ -359,7 +353,7 @@ class Pipeline:
                 return  # stopped (a signal) while a source was opening
             src.open()
             opened.append(src)
-        aligner = Aligner(self.calib, self.ir.size, self.vis.size, self.calib_name)
+        self.stage.check(self.ir.size, self.vis.size)
         tolerance = self.tolerance
         if tolerance is None:
             # Half the slower stream's period, plus 2 % so that timestamps rounded by the
@@ -371,25 +365,29 @@ class Pipeline:
         threads += [
             threading.Thread(target=self._capture, args=(self.vis, self._q_vis, "vis"), name="read-vis", daemon=True),
             threading.Thread(target=self._capture, args=(self.ir, self._q_ir, "ir"), name="read-ir", daemon=True),
-            threading.Thread(target=self._work, args=(aligner, tolerance), name="fuse", daemon=True),
+            threading.Thread(target=self._work, args=(tolerance,), name="fuse", daemon=True),
         ]
         for t in threads:
             t.start()
         report.quit_by_user = not self._consume()
 
     def _count_unread(self) -> None:
-        """Frames of a recorded stream the pairer never took (stopped early, or the other stream ended)."""
+        """Frames the pairer never took and no queue dropped: the run stopped first, or the other
+        stream ended. Exact when the stream's length is known or it was read to its end."""
         rep = self.pairing
         rep.stopped_early = self._finish.is_set() or not self._paired_all
-        for src, seen, attr in ((self.vis, rep.vis_seen, "vis_unread"), (self.ir, rep.ir_seen, "ir_unread")):
-            if src.live:
-                continue  # a camera has no "rest"; its drops are counted as they happen
+        c = self.stats.counters
+        for src, role, seen in ((self.vis, "vis", rep.vis_seen), (self.ir, "ir", rep.ir_seen)):
+            taken = seen + c.get(f"dropped {role}", 0)
             if src.frame_count is not None:
-                setattr(rep, attr, max(src.frame_count - seen, 0))
-            elif src is self.vis and "vis" in self._ended or src is self.ir and "ir" in self._ended:
-                setattr(rep, attr, max(self.stats.counters.get(f"frames in {attr[:-7]}", 0) - seen, 0))
+                n: int | None = max(src.frame_count - taken, 0)
+            elif role in self._ended:
+                n = max(c.get(f"frames in {role}", 0) - taken, 0)
+            elif src.live and not isinstance(src, RealtimeSource):
+                n = 0  # a camera has no "rest"
             else:
-                setattr(rep, attr, None)  # an unknown number
+                n = None  # an unknown number
+            setattr(rep, f"{role}_unread", n)
 
     def _consume(self) -> bool:
         """Main-thread loop: hand fused frames to the sinks. False if a sink asked to stop."""

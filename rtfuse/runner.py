@@ -19,6 +19,7 @@ from rtfuse.pipeline import Pipeline, RunReport
 from rtfuse.sinks.base import Sink
 from rtfuse.sources import open_source
 from rtfuse.sources.base import DEFAULT_FPS
+from rtfuse.stage import FusionStage
 
 
 # Camera defaults: one definition, used by the options and by commands that have no camera options.
@@ -30,22 +31,41 @@ CAMERA_DEFAULTS = {
 }
 
 
+# Source defaults, for commands without the source options (demo): the same values as the options'.
+SOURCE_DEFAULTS = {"vis_fps": None, "ir_fps": None, "ir_offset": 0.0, "tolerance_ms": None, "seed": 0,
+                   "allow_truncated": False}
+
+
 def add_source_args(p: argparse.ArgumentParser) -> None:
+    """How recorded or synthetic streams are read and paired (every command that reads two streams)."""
     g = p.add_argument_group("sources")
     g.add_argument("--vis-fps", type=FPS, help=f"frame rate of an image-folder visible source (default {DEFAULT_FPS:g}), "
                    "or the rate requested from a visible camera")
     g.add_argument("--ir-fps", type=FPS, help=f"frame rate of an image-folder IR source (default {DEFAULT_FPS:g}), "
                    "or the rate requested from an IR camera")
-    g.add_argument("--ir-offset", type=FINITE, default=0.0, help="seconds added to IR timestamps before pairing")
+    g.add_argument("--ir-offset", type=FINITE, default=SOURCE_DEFAULTS["ir_offset"],
+                   help="seconds added to IR timestamps before pairing")
     g.add_argument("--tolerance-ms", type=POSITIVE,
                    help="max |t_vis - t_ir| for a pair (default: half the slower stream's frame period)")
+    g.add_argument("--seed", type=int, default=SOURCE_DEFAULTS["seed"], help="synthetic scene seed")
+    g.add_argument("--allow-truncated", action="store_true",
+                   help="accept a video file cut short of the length its header declares (a warning, not an error)")
+
+
+def add_stage_args(p: argparse.ArgumentParser) -> None:
+    """How a pair is prepared before fusion: the same for videos, cameras and stills (:mod:`rtfuse.stage`)."""
+    g = p.add_argument_group("alignment and IR")
+    g.add_argument("--calib", type=Path, help="calibration YAML mapping IR to visible (default: identity)")
     g.add_argument("--ir-agc", default="percentile", type=_agc_arg,
                    help="16-bit IR to 8-bit: percentile | minmax | fixed:LO:HI (default percentile, smoothed)")
     g.add_argument("--clahe", action="store_true", help="add CLAHE local contrast to 16-bit IR after AGC")
-    g.add_argument("--seed", type=int, default=0, help="synthetic scene seed")
-    g.add_argument("--calib", type=Path, help="calibration YAML mapping IR to visible (default: identity)")
-    g.add_argument("--allow-truncated", action="store_true",
-                   help="accept a video file cut short of the length its header declares (a warning, not an error)")
+
+
+def make_stage(args: argparse.Namespace, fuser, resize_ir: bool = True) -> FusionStage:
+    """The fusion stage the options describe: ``--calib``, ``--ir-agc``, ``--clahe``."""
+    calib = load_calibration(args.calib) if args.calib else None
+    return FusionStage(fuser, calib=calib, agc=Agc(args.ir_agc, clahe=args.clahe),
+                       calib_name=str(args.calib or "calibration"), resize_ir=resize_ir)
 
 
 def add_camera_args(p: argparse.ArgumentParser) -> None:
@@ -98,15 +118,14 @@ def video_sink(path: Path, args: argparse.Namespace, console: Console | None = N
 def build(args: argparse.Namespace, vis_spec: str, ir_spec: str, sinks: list[Sink], fuser, count: int | None = None,
           size: tuple[int, int] = (640, 480), realtime: bool = False, on_frame=None) -> Pipeline:
     cam = {k: getattr(args, k, v) for k, v in CAMERA_DEFAULTS.items()}
-    common = dict(seed=args.seed, count=count, size=size, realtime=realtime, buffer_size=cam["cam_buffer"],
-                  reconnect_timeout=cam["reconnect_timeout"],
-                  allow_truncated=getattr(args, "allow_truncated", False))
-    vis = open_source(vis_spec, "vis", fps=args.vis_fps, camera_size=cam["vis_size"], fourcc=cam["vis_fourcc"], **common)
-    ir = open_source(ir_spec, "ir", fps=args.ir_fps, camera_size=cam["ir_size"], fourcc=cam["ir_fourcc"], **common)
-    calib = load_calibration(args.calib) if args.calib else None
-    tol = args.tolerance_ms / 1e3 if args.tolerance_ms is not None else None
-    return Pipeline(vis, ir, fuser, sinks, calib=calib, calib_name=str(args.calib or "calibration"),
-                    agc=Agc(args.ir_agc, clahe=args.clahe), tolerance=tol, ir_offset=args.ir_offset,
+    src = {k: getattr(args, k, v) for k, v in SOURCE_DEFAULTS.items()}
+    common = dict(seed=src["seed"], count=count, size=size, realtime=realtime, buffer_size=cam["cam_buffer"],
+                  reconnect_timeout=cam["reconnect_timeout"], allow_truncated=src["allow_truncated"])
+    vis = open_source(vis_spec, "vis", fps=src["vis_fps"], camera_size=cam["vis_size"], fourcc=cam["vis_fourcc"],
+                      **common)
+    ir = open_source(ir_spec, "ir", fps=src["ir_fps"], camera_size=cam["ir_size"], fourcc=cam["ir_fourcc"], **common)
+    tol = src["tolerance_ms"] / 1e3 if src["tolerance_ms"] is not None else None
+    return Pipeline(vis, ir, make_stage(args, fuser), sinks, tolerance=tol, ir_offset=src["ir_offset"],
                     max_frames=getattr(args, "max_frames", None), on_frame=on_frame, hold=cam["ir_hold"],
                     reconnect_timeout=cam["reconnect_timeout"])
 
@@ -122,14 +141,15 @@ def run_and_report(pipe: Pipeline, console: Console, title: str, display: Contex
     for line in pipe.notes:
         note(console, line)
     failure: PipelineError | None = None
-    with display or contextlib.nullcontext():
-        try:
-            report = pipe.run()
-        except PipelineError as e:
-            failure, report = e, pipe.report
-        if on_end is not None:
-            on_end(report)
-    print_summary(pipe, report, console, title)
+    with interrupt.cooperative():  # a signal during the summary must not cut it short either
+        with display or contextlib.nullcontext():
+            try:
+                report = pipe.run()
+            except PipelineError as e:
+                failure, report = e, pipe.report
+            if on_end is not None:
+                on_end(report)
+        print_summary(pipe, report, console, title)
     if failure is not None:
         raise failure
     return report

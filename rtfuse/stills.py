@@ -5,16 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-import numpy as np
 from rich.console import Console
 from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from rtfuse.errors import InputError, RtfuseError
-from rtfuse.fusion.registry import Fuser
 from rtfuse.messages import make_console, warning
-from rtfuse.images import PAIRING_RULE, list_images, pair_stems, read_ir, read_vis, write_image
+from rtfuse.images import list_images, read_image, write_image
+from rtfuse.sync import PAIRING_RULE, pair_stems
+from rtfuse.stage import Fuser, FusionStage, as_stage
 
 
 def _shown(path: Path) -> str:
@@ -22,22 +21,22 @@ def _shown(path: Path) -> str:
     return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
 
 
-def load_pair(vis_path: Path, ir_path: Path, resize_ir: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Read a pair; sizes must match unless ``resize_ir`` (then IR is resampled to the visible size)."""
-    vis, ir = read_vis(vis_path), read_ir(ir_path)
-    if vis.shape[:2] != ir.shape:
-        if not resize_ir:
-            raise InputError(
-                f"visible {_shown(vis_path)} is {vis.shape[1]}x{vis.shape[0]} but IR {_shown(ir_path)} is "
-                f"{ir.shape[1]}x{ir.shape[0]} (WxH); pass --resize-ir to resample the IR to the visible size"
-            )
-        ir = cv2.resize(ir, (vis.shape[1], vis.shape[0]), interpolation=cv2.INTER_LINEAR)
-    return vis, ir
+def fuse_pair(vis_path: Path, ir_path: Path, out_path: Path, stage: FusionStage | Fuser) -> None:
+    """Fuse one still pair through ``stage`` (calibration, AGC, CLAHE as for video) into ``out_path``.
 
-
-def fuse_pair(vis_path: Path, ir_path: Path, out_path: Path, fuser: Fuser, resize_ir: bool = False) -> None:
-    vis, ir = load_pair(vis_path, ir_path, resize_ir)
-    write_image(out_path, fuser(vis, ir))
+    The pair is a stream of its own: the stage's state is reset first. Without a calibration, the
+    sizes must match unless the stage resizes the IR (a bare fuser's stage does not).
+    """
+    stage = as_stage(stage, resize_ir=False)
+    vis, ir = read_image(vis_path), read_image(ir_path)
+    if stage.calib is None and not stage.resize_ir and vis.shape[:2] != ir.shape[:2]:
+        raise InputError(
+            f"visible {_shown(vis_path)} is {vis.shape[1]}x{vis.shape[0]} but IR {_shown(ir_path)} is "
+            f"{ir.shape[1]}x{ir.shape[0]} (WxH); resample the IR to the visible size or give a calibration that maps it",
+            option="resize_ir"
+        )
+    stage.reset()
+    write_image(out_path, stage(vis, ir)[0])
 
 
 @dataclass
@@ -52,18 +51,18 @@ def fuse_folder(
     vis_dir: Path,
     ir_dir: Path,
     out_dir: Path,
-    fuser: Fuser,
+    stage: FusionStage | Fuser,
     ext: str = ".png",
-    resize_ir: bool = False,
     console: Console | None = None,
 ) -> FolderReport:
-    """Fuse every pair of images (see :func:`rtfuse.images.pair_stems`); report unpaired and failed files.
+    """Fuse every pair of images (see :func:`rtfuse.sync.pair_stems`); report unpaired and failed files.
 
     Output files are ``out_dir/<name><ext>``, the name being the pair's stem (without a modality
     tag). A pair that fails (unreadable, size mismatch) is recorded with its reason and the rest
     continue.
     """
     console = console or make_console()
+    stage = as_stage(stage, resize_ir=False)
     ext = ext if ext.startswith(".") else "." + ext
     vis_files, ir_files = list_images(vis_dir), list_images(ir_dir)
     pairs, vis_only, ir_only = pair_stems(vis_files, ir_files)
@@ -82,7 +81,7 @@ def fuse_folder(
         task = progress.add_task("fuse", total=len(pairs))
         for stem, (vis_path, ir_path) in pairs.items():
             try:
-                fuse_pair(vis_path, ir_path, out_dir / f"{stem}{ext}", fuser, resize_ir)
+                fuse_pair(vis_path, ir_path, out_dir / f"{stem}{ext}", stage)
                 report.fused.append(stem)
             except RtfuseError as e:
                 report.failed[stem] = str(e)

@@ -1,4 +1,4 @@
-"""A deterministic synthetic IR + visible scene, for the demo, tests and benchmarks.
+"""A deterministic synthetic IR + visible scene, for the demo, tests and benchmarks, and its Source.
 
 Warm targets (people, vehicles) move over a textured background and are rendered consistently in
 both modalities: in the visible they are dim, low-contrast shapes (dusk lighting); in the IR they
@@ -7,10 +7,14 @@ are bright. The same ``seed`` and frame index always give the same pixels.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from rtfuse.sources.base import DEFAULT_FPS, Frame, Source
 
 # Raw 16-bit counts per 8-bit IR level, and the offset: a plausible radiometric-camera range.
 IR16_GAIN = 24.0
@@ -44,7 +48,8 @@ class SyntheticScene:
     ``render_ir16(i)`` gives the same IR as raw-like uint16 counts (for the 16-bit/AGC path).
     """
 
-    def __init__(self, width: int = 640, height: int = 480, seed: int = 0, fps: float = 30.0, n_targets: int = 5):
+    def __init__(self, width: int = 640, height: int = 480, seed: int = 0, fps: float = DEFAULT_FPS,
+                 n_targets: int = 5) -> None:
         if width < 16 or height < 16:
             raise ValueError(f"synthetic scene needs at least 16x16 pixels, got {width}x{height}")
         if fps <= 0:
@@ -129,3 +134,48 @@ class SyntheticScene:
     def render_ir16(self, index: int) -> np.ndarray:
         """IR of frame ``index`` as uint16 counts (``IR16_OFFSET + IR16_GAIN * level``)."""
         return np.clip(self._ir_field(index) * IR16_GAIN + IR16_OFFSET, 0, 65535).astype(np.uint16)
+
+
+class SyntheticSource(Source):
+    """Frames of one modality (``"vis"``, ``"ir"`` or ``"ir16"``) of a deterministic scene.
+
+    Two sources with the same ``seed`` and size render the same scene, so they are registered.
+    ``count`` None is endless. ``realtime`` makes it behave like a camera: frames are paced at
+    ``fps`` on the wall clock, stamped with their capture time on ``time.monotonic()``, and the
+    source is ``live`` (the pipeline drops frames rather than slowing it). Otherwise
+    ``t = index / fps`` and frames come as fast as they are consumed, losslessly.
+    """
+
+    def __init__(self, modality: str, width: int = 640, height: int = 480, fps: float = DEFAULT_FPS,
+                 seed: int = 0, count: int | None = None, realtime: bool = False) -> None:
+        if modality not in ("vis", "ir", "ir16"):
+            raise ValueError(f"modality must be vis, ir or ir16, got {modality!r}")
+        self.modality = modality
+        self.scene = SyntheticScene(width, height, seed=seed, fps=fps)
+        self.fps = float(fps)
+        self.size = (width, height)
+        self.frame_count = count
+        self.realtime = realtime
+        self.live = realtime
+        self.name = f"synthetic {modality}"
+
+    def _render(self, i: int):
+        if self.modality == "vis":
+            return self.scene.render_vis(i)
+        if self.modality == "ir":
+            return self.scene.render_ir(i)
+        return self.scene.render_ir16(i)
+
+    def frames(self) -> Iterator[Frame]:
+        i = 0
+        start = time.monotonic()
+        while self.frame_count is None or i < self.frame_count:
+            if self.realtime:
+                delay = start + i / self.fps - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                img = self._render(i)
+                yield Frame(time.monotonic(), img, i)
+            else:
+                yield Frame(i / self.fps, self._render(i), i)
+            i += 1

@@ -167,7 +167,7 @@ def test_ir_frames_left_after_the_visible_clip_are_reported(tmp_path):
     code, text = run_cli("fuse", "--vis", tmp_path / "v.mp4", "--ir", tmp_path / "i.mp4", "-o", tmp_path / "o.mp4")
     assert code == 0, text
     after = int(re.search(r"(\d+) IR frame\(s\) after the visible stream ended", text).group(1))
-    unread = int(re.search(r"(\d+) more IR frame\(s\) were not read: the visible stream had ended", text).group(1))
+    unread = int(re.search(r"(\d+) more IR frame\(s\) were not used: the visible stream had ended", text).group(1))
     assert after + unread == 39  # 40 IR frames, one of them fused
 
 
@@ -179,7 +179,7 @@ def test_visible_frames_left_after_the_ir_clip_are_reported(tmp_path):
     assert code == 0, text
     fused = len(read_video(tmp_path / "o.mp4")[0])
     after = int(re.search(r"(\d+) visible frame\(s\) after the IR stream ended", text).group(1))
-    unread = re.search(r"(\d+) more visible frame\(s\) were not read: the IR stream had ended", text)
+    unread = re.search(r"(\d+) more visible frame\(s\) were not used: the IR stream had ended", text)
     assert fused + after + (int(unread.group(1)) if unread else 0) == 30, text
 
 
@@ -219,3 +219,89 @@ def test_required_options_may_come_from_the_config_file(clips):
     cfg.write_text("vis: a\nir: b\noutput: c.mp4\ncrf: loud\n")
     code, text = run_cli("fuse", "--config", cfg)
     assert code == 2 and f"options from {cfg} included" in text and len(_one_line(text)) == 1
+
+
+# -- found in review -------------------------------------------------------------------------------
+def test_more_ways_an_input_could_be_overwritten_are_refused(clips):
+    before = {p: _digest(p) for p in sorted((clips / "vis").iterdir()) + sorted((clips / "ir").iterdir())}
+    cases = [
+        ["run", "--vis", f"{clips}/vis/*.png", "--ir", f"{clips}/ir/*.png", "--no-display", "--images-out", clips / "vis"],
+        ["eval", "--vis", clips / "vis", "--ir", clips / "ir", "--json", clips / "ir/p0.png"],
+        ["calibrate", "auto", "--ir", clips / "ir/p0.png", "--vis", clips / "vis/p0.png", "-o", clips / "c.yaml",
+         "--preview", clips / "ir/p0.png"],
+        ["fuse", "--vis", clips / ".o.mp4.part", "--ir", clips / "i.mp4", "-o", clips / "o.mp4"],
+    ]
+    (clips / ".o.mp4.part").write_bytes((clips / "v.mp4").read_bytes())  # a clip someone named so
+    for args in cases:
+        code, text = run_cli(*args)
+        assert code == 1 and "never writes over an input" in text, (args, text)
+    assert {p: _digest(p) for p in before} == before
+    assert (clips / ".o.mp4.part").read_bytes() == (clips / "v.mp4").read_bytes()
+
+
+def test_two_outputs_on_one_path_are_refused_before_the_work(clips):
+    code, text = run_cli("run", "--vis", clips / "v.mp4", "--ir", clips / "i.mp4", "--no-display",
+                         "--out", clips / "x.mp4", "--images-out", clips / "x.mp4")
+    assert code == 1 and "are the same path" in text, text
+    assert not (clips / "x.mp4").exists()
+
+
+def test_a_video_whose_name_looks_like_a_glob_is_read_as_a_file(clips):
+    odd = clips / "br[red]"
+    odd.mkdir()
+    (odd / "x[bold].mp4").write_bytes((clips / "v.mp4").read_bytes())
+    code, text = run_cli("fuse", "--vis", odd / "x[bold].mp4", "--ir", clips / "i.mp4", "-o", clips / "g.mp4")
+    assert code == 0, text
+    assert len(read_video(clips / "g.mp4")[0]) == 12
+
+
+def test_accounting_adds_up_after_a_frame_limit(clips):
+    code, text = run_cli("run", "--vis", clips / "v.mp4", "--ir", clips / "i.mp4", "--no-display", "--max-frames", "5",
+                         "--out", clips / "m.mp4")
+    assert code == 0, text
+    n = int(re.search(r"wrote .* \((\d+) frames", text).group(1))
+    vis_rest = int(re.search(r"(\d+) more visible frame\(s\) were not used: the run stopped", text).group(1))
+    ir_rest = int(re.search(r"(\d+) more IR frame\(s\) were not used: the run stopped", text).group(1))
+    assert n == 5 and n + vis_rest == 12 and n + ir_rest == 12, text
+
+
+def test_a_camera_option_in_a_shared_config_is_skipped_by_fuse(clips):
+    cfg = clips / "shared.yaml"
+    cfg.write_text("ir-hold: 2\ncam-buffer: 2\ncodec: ffv1\n")
+    code, text = run_cli("fuse", "--config", cfg, "--vis", clips / "v.mp4", "--ir", clips / "i.mp4", "-o", clips / "s.mkv")
+    assert code == 0, text
+    assert "--ir-hold is a camera option of `rtfuse run`" in text and "ffv1" in text
+
+
+SIGNAL_IN_CLOSE = """
+import os, signal, sys
+from rtfuse import interrupt
+from rtfuse.pipeline import Pipeline
+from rtfuse.sinks.video import VideoSink
+from rtfuse.synthetic import SyntheticSource
+import rtfuse
+
+class SignalledSink(VideoSink):
+    def close(self):
+        os.kill(os.getpid(), signal.SIGTERM)  # a service manager's stop, landing in the flush
+        os.kill(os.getpid(), signal.SIGINT)   # and an impatient second Ctrl-C
+        return super().close()
+
+interrupt.install()
+out = sys.argv[1]
+pipe = Pipeline(SyntheticSource("vis", 96, 64, count=20), SyntheticSource("ir", 96, 64, count=20),
+                rtfuse.load_fuser("blend"), [SignalledSink(out)])
+report = pipe.run()
+print(report.sink_notes[0], report.interrupted)
+"""
+
+
+def test_a_signal_during_the_encoder_flush_does_not_lose_the_recording(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "o.mp4"
+    r = subprocess.run([sys.executable, "-c", SIGNAL_IN_CLOSE, str(out)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    assert "wrote" in r.stdout and r.stdout.strip().endswith("True"), r.stdout
+    assert len(read_video(out)[0]) == 20 and not list(tmp_path.glob(".*.part"))

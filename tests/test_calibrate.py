@@ -255,6 +255,7 @@ def test_implausible_homographies_are_named():
 
 # ---------------------------------------------------------------- real data
 
+@pytest.mark.slow  # ~20 s on 2 cores: 25 real pairs through the checkerboard search
 def test_real_checkerboard_zed_lepton(tmp_path):
     root = data_dir("calibration", "zed_lepton")
     out = tmp_path / "c.yaml"

@@ -15,9 +15,8 @@ from rtfuse.sinks.base import Fused, NullSink
 from rtfuse.sinks.video import VideoSink
 from rtfuse.sources.base import Frame, Source
 from rtfuse.sources.camera import CameraSource, as_y16
-from rtfuse.sources.synthetic import SyntheticSource
 from rtfuse.sync import LivePairer
-from rtfuse.synthetic import SyntheticScene
+from rtfuse.synthetic import SyntheticScene, SyntheticSource
 
 
 @pytest.fixture(scope="module")
@@ -97,15 +96,16 @@ def test_y16_layouts_from_opencv():
     assert np.array_equal(as_y16(img.view(np.uint8).reshape(1, -1), (4, 3)), img)  # flat bytes
     assert np.array_equal(as_y16(img.view(np.uint8).reshape(3, 4, 2), (4, 3)), img)
     assert np.array_equal(as_y16(img, (4, 3)), img)
-    with pytest.raises(SourceError, match="--ir-size"):
+    with pytest.raises(SourceError, match="set the camera size to match") as e:
         as_y16(img.reshape(1, -1), (5, 3))
+    assert e.value.option == "ir_size"  # the CLI names --ir-size
 
 
 def test_synthetic_16bit_ir_through_the_pipeline():
     pipe = Pipeline(SyntheticSource("vis", 128, 96, count=20), SyntheticSource("ir16", 128, 96, count=20),
                     rtfuse.load_fuser("lut"), [NullSink()])
     assert pipe.run().stats.frames_out == 20
-    lo, hi = pipe.agc.limits()
+    lo, hi = pipe.stage.agc.limits()
     assert 7000 <= lo < hi <= 7000 + 24 * 256
 
 
@@ -167,7 +167,13 @@ def test_live_pairer_holds_then_loses_ir():
     assert ir is not None and "holding" in status
     ir, status, _ = p.match(Frame(1.5, None, 2))
     assert ir is None and "IR lost" in status
-    assert (p.held, p.lost) == (1, 1)
+    assert p.report.pairs == 2 and p.report.vis_seen == 3  # the held frame counts as a pair, the lost one not
+
+
+def test_live_pairer_applies_the_ir_offset():
+    p = LivePairer(0.02, hold=1.0, ir_offset=0.5)
+    p.offer_ir(Frame(0.0, None, 0))
+    assert p.latest.t == 0.5 and p.match(Frame(0.51, None, 0))[1] == ""
 
 
 # -- watchdog ----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 import rtfuse
 from rtfuse.errors import InputError, RtfuseError, SourceError
 from rtfuse.fusion.validate import check_pair
-from rtfuse.images import PAIRING_RULE, pair_stems
+from rtfuse.sync import PAIRING_RULE, pair_stems
 
 UNSAFE_ADVICE = ("weights_only=False", "weights_only` set to `False", "add_safe_globals", "safe_globals",
                  "allow_pickle", "trust")
@@ -227,12 +227,13 @@ def test_fuse_folder_without_pairs_says_how_files_pair(tagged_dirs):
 
 
 def test_size_mismatch_names_which_side_is_which(tmp_path):
-    from rtfuse.stills import load_pair
+    import rtfuse
+    from rtfuse.stills import fuse_pair
 
     (tmp_path / "vis").mkdir()
     (tmp_path / "ir").mkdir()
     cv2.imwrite(str(tmp_path / "vis" / "f0.png"), np.zeros((64, 96, 3), np.uint8))
     cv2.imwrite(str(tmp_path / "ir" / "f0.png"), np.zeros((32, 48), np.uint8))
     with pytest.raises(InputError) as info:
-        load_pair(tmp_path / "vis" / "f0.png", tmp_path / "ir" / "f0.png")
+        fuse_pair(tmp_path / "vis" / "f0.png", tmp_path / "ir" / "f0.png", tmp_path / "o.png", rtfuse.load_fuser("blend"))
     assert _one_line(info.value).startswith("visible vis/f0.png is 96x64 but IR ir/f0.png is 48x32")

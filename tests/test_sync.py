@@ -59,8 +59,9 @@ def test_faster_ir_skips_frames_and_counts_them():
 
 
 def test_no_overlap_is_an_error_with_the_spans():
-    with pytest.raises(PipelineError, match="do not overlap.*--ir-offset"):
+    with pytest.raises(PipelineError, match="do not overlap.*shift the IR clock by an offset") as e:
         pairs_of(np.arange(10) / 30, np.arange(10) / 30 + 100, 1 / 60)
+    assert e.value.option == "ir_offset"  # the CLI adds its flag, --ir-offset
 
 
 def test_ir_offset_shifts_the_ir():

@@ -8,10 +8,11 @@ torch = pytest.importorskip("torch", reason="the torch extra is not installed")
 
 import rtfuse  # noqa: E402
 from rtfuse.cli import main  # noqa: E402
+from rtfuse.fusion.nets import degradation, student, teacher  # noqa: E402
 from rtfuse.synthetic import SyntheticScene  # noqa: E402
 from rtfuse.training import checkpoint  # noqa: E402
 from rtfuse.training.losses import fusion_loss, sobel, ssim  # noqa: E402
-from rtfuse.training.models import degradation, n_params, student, teacher  # noqa: E402
+from rtfuse.training.models import n_params  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -60,57 +61,135 @@ def test_student_is_a_tenth_of_the_teacher():
     assert degradation(y, y).shape == (1, 4)
 
 
-def test_teacher_trains_resumes_and_students_and_luts_distil(dataset, tmp_path, capsys):
-    run = tmp_path / "teacher"
-    common = ["--data", str(dataset), "--batch", "2", "--crop", "64"]
-    assert main(["train", "teacher", *common, "--out", str(run), "--steps", "3"]) == 0
+# -- teacher training, resume, fine-tuning, student and LUT distillation --------------------------
+# The runs are module-scoped fixtures, made once and shared; each test below checks one thing.
+
+def run_main(args):
+    """``rtfuse`` main() in this process: (exit code, what it printed on stderr)."""
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, err.getvalue()
+
+
+def common(dataset):
+    return ["--data", dataset, "--batch", "2", "--crop", "64"]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("training")
+
+
+@pytest.fixture(scope="module")
+def teacher_run(dataset, work):
+    """A teacher trained for 3 steps, then run again to 5 steps in the same folder (a resume)."""
+    run = work / "teacher"
+    code, _ = run_main(["train", "teacher", *common(dataset), "--out", run, "--steps", "3"])
+    assert code == 0
     first = checkpoint.load(run / "last.pt")
-    assert first["step"] == 3 and first["arch"] == "teacher"
-    assert main(["train", "teacher", *common, "--out", str(run), "--steps", "5"]) == 0
-    assert "resuming" in capsys.readouterr().err
-    assert checkpoint.load(run / "last.pt")["step"] == 5
-    # fine-tuning: another run starting from these weights, with its own loss settings and schedule
-    tuned = tmp_path / "tuned"
-    assert main(["train", "teacher", *common, "--out", str(tuned), "--steps", "2", "--init", str(run / "teacher.pt"),
-                 "--base-weight", "10", "--base-sigma", "2"]) == 0
-    assert "starting from the weights" in capsys.readouterr().err
+    code, resume_log = run_main(["train", "teacher", *common(dataset), "--out", run, "--steps", "5"])
+    assert code == 0
+    return {"dir": run, "first": {k: first[k] for k in ("step", "arch")}, "resume_log": resume_log,
+            "last": checkpoint.load(run / "last.pt")}
+
+
+@pytest.fixture(scope="module")
+def student_run(dataset, work, teacher_run):
+    """A student distilled for 2 steps from the teacher, also shipped (fp16) to shipped.pt."""
+    out, shipped = work / "student", work / "shipped.pt"
+    code, _ = run_main(["distill", "student", *common(dataset), "--out", out, "--steps", "2",
+                        "--teacher", teacher_run["dir"] / "teacher.pt", "--dark", "0.5", "--ir-dark", "0.5",
+                        "--ship", shipped])
+    assert code == 0
+    return {"student": out / "student.pt", "shipped": shipped}
+
+
+@pytest.fixture(scope="module")
+def lut_run(dataset, work, teacher_run):
+    """A 4-D LUT fitted for 2 steps, then resumed to 3; ``args`` repeats the fit."""
+    lut, ckpt = work / "lut4d.npz", work / "lut.pt"
+    args = ["distill", "lut", "--teacher", teacher_run["dir"] / "teacher.pt", "--data", dataset,
+            "--kind", "4d", "-o", lut, "--bank", "8", "--batch", "2", "--crop", "64", "--ckpt", ckpt,
+            "--detail", "1.2"]
+    assert run_main([*args, "--steps", "2"])[0] == 0
+    first_step = checkpoint.load(ckpt)["step"]
+    code, resume_log = run_main([*args, "--steps", "3"])
+    assert code == 0
+    return {"lut": lut, "ckpt": ckpt, "args": args, "first_step": first_step, "resume_log": resume_log}
+
+
+def test_teacher_training_writes_a_checkpoint(teacher_run):
+    assert teacher_run["first"] == {"step": 3, "arch": "teacher"}
+
+
+def test_teacher_training_resumes_from_its_checkpoint(teacher_run):
+    assert "resuming" in teacher_run["resume_log"] and teacher_run["last"]["step"] == 5
+
+
+def test_fine_tuning_starts_from_another_runs_weights(dataset, work, teacher_run):
+    # Another run starting from these weights, with its own loss settings and schedule.
+    tuned = work / "tuned"
+    code, log = run_main(["train", "teacher", *common(dataset), "--out", tuned, "--steps", "2",
+                          "--init", teacher_run["dir"] / "teacher.pt",
+                          "--base-weight", "10", "--base-sigma", "2"])
+    assert code == 0 and "starting from the weights" in log
     assert checkpoint.load(tuned / "last.pt")["step"] == 2
 
-    assert main(["distill", "student", *common, "--out", str(tmp_path / "student"), "--steps", "2",
-                 "--teacher", str(run / "teacher.pt"), "--dark", "0.5", "--ir-dark", "0.5",
-                 "--ship", str(tmp_path / "shipped.pt")]) == 0
-    fuse = rtfuse.load_fuser("student", path=tmp_path / "student" / "student.pt")
-    vis, ir = SyntheticScene(96, 64).render(0)
-    assert fuse(vis, ir).shape == vis.shape
-    shipped = rtfuse.load_fuser("student", path=tmp_path / "shipped.pt")
-    weights = checkpoint.load(tmp_path / "shipped.pt")["model"]
-    assert all(v.dtype == torch.float16 for v in weights.values() if v.is_floating_point())
-    assert np.abs(shipped(vis, ir).astype(int) - fuse(vis, ir)).max() <= 2
 
-    lut = tmp_path / "lut4d.npz"
-    lut_args = ["distill", "lut", "--teacher", str(run / "teacher.pt"), "--data", str(dataset), "--kind", "4d",
-                "-o", str(lut), "--bank", "8", "--batch", "2", "--crop", "64", "--ckpt", str(tmp_path / "lut.pt"),
-                "--detail", "1.2"]
-    assert main([*lut_args, "--steps", "2"]) == 0
-    assert checkpoint.load(tmp_path / "lut.pt")["step"] == 2
-    capsys.readouterr()
-    assert main([*lut_args, "--steps", "3"]) == 0
-    assert "resuming" in capsys.readouterr().err and checkpoint.load(tmp_path / "lut.pt")["step"] == 3
-    assert main([*lut_args, "--steps", "3", "--dark", "0.2"]) == 1  # other settings: refused, not mixed
-    assert "other settings (dark)" in capsys.readouterr().err
-    assert main(["train", "teacher", *common, "--out", str(tmp_path / "wrong"), "--steps", "1",
-                 "--init", str(tmp_path / "student" / "student.pt")]) == 1
-    assert "holds a student, not a teacher" in capsys.readouterr().err
-    f = rtfuse.load_fuser("lut", path=lut)
+def test_fine_tuning_refuses_a_student_as_the_teacher(dataset, work, student_run):
+    code, log = run_main(["train", "teacher", *common(dataset), "--out", work / "wrong", "--steps", "1",
+                          "--init", student_run["student"]])
+    assert code == 1 and "holds a student, not a teacher" in log
+
+
+def test_distilled_student_fuses(student_run):
+    fuse = rtfuse.load_fuser("student", path=student_run["student"])
+    vis, ir = SyntheticScene(96, 64).render(0)
+    out = fuse(vis, ir)
+    assert out.shape == vis.shape and out.dtype == np.uint8
+
+
+def test_shipped_student_is_fp16_and_fuses_as_the_student(student_run):
+    weights = checkpoint.load(student_run["shipped"])["model"]
+    assert all(v.dtype == torch.float16 for v in weights.values() if v.is_floating_point())
+    vis, ir = SyntheticScene(96, 64).render(0)
+    full = rtfuse.load_fuser("student", path=student_run["student"])(vis, ir)
+    half = rtfuse.load_fuser("student", path=student_run["shipped"])(vis, ir)
+    assert np.abs(half.astype(int) - full).max() <= 2
+
+
+def test_lut_fit_checkpoints_and_resumes(lut_run):
+    assert lut_run["first_step"] == 2
+    assert "resuming" in lut_run["resume_log"] and checkpoint.load(lut_run["ckpt"])["step"] == 3
+
+
+def test_lut_fit_refuses_to_resume_with_other_settings(lut_run):
+    code, log = run_main([*lut_run["args"], "--steps", "3", "--dark", "0.2"])
+    assert code == 1 and "other settings (dark)" in log  # refused, not mixed
+    assert checkpoint.load(lut_run["ckpt"])["step"] == 3
+
+
+def test_fitted_lut_records_its_teacher_and_settings(lut_run):
+    f = rtfuse.load_fuser("lut", path=lut_run["lut"])
     assert not f.model.untrained and f.model.meta["teacher"] == "teacher.pt"
     assert f.model.meta["config"]["detail"] == 1.2
-    detail_lut = tmp_path / "lut4d_detail.npz"
-    assert main(["distill", "lut", "--teacher", str(run / "teacher.pt"), "--data", str(dataset), "--kind", "4d-detail",
-                 "-o", str(detail_lut), "--bank", "4", "--batch", "2", "--crop", "64", "--steps", "2",
-                 "--ckpt", str(tmp_path / "lut_detail.pt")]) == 0
-    g = rtfuse.load_fuser("lut4d-detail", path=detail_lut)
-    assert g.model.kind == "4d-detail" and not g.model.untrained and g(vis, ir).shape == vis.shape
+    vis, ir = SyntheticScene(96, 64).render(0)
     assert f(vis, ir).shape == vis.shape
+
+
+def test_detail_lut_fits_from_the_teacher(dataset, work, teacher_run):
+    detail_lut = work / "lut4d_detail.npz"
+    code, _ = run_main(["distill", "lut", "--teacher", teacher_run["dir"] / "teacher.pt", "--data", dataset,
+                        "--kind", "4d-detail", "-o", detail_lut, "--bank", "4", "--batch", "2",
+                        "--crop", "64", "--steps", "2", "--ckpt", work / "lut_detail.pt"])
+    assert code == 0
+    g = rtfuse.load_fuser("lut4d-detail", path=detail_lut)
+    vis, ir = SyntheticScene(96, 64).render(0)
+    assert g.model.kind == "4d-detail" and not g.model.untrained and g(vis, ir).shape == vis.shape
 
 
 def test_reproducible_from_seed(dataset, tmp_path):

@@ -71,7 +71,7 @@ def test_odd_size_h264_is_padded_by_repeating_the_last_row_and_column(tmp_path, 
     assert summary.splitlines() == [
         f"wrote {out} (5 frames, h264)",
         ("note: 501x329 is odd; H.264 yuv420p needs even sizes, so the video is 502x330 (last row and column "
-         "repeated); use --codec ffv1 for the exact size")]
+         "repeated); the FFV1 codec keeps the exact size")]
     _, _, frames, _ = _pyav(out)
     assert len(frames) == 5 and frames[0].shape == (330, 502, 3)
     f = frames[-1].astype(int)
@@ -96,7 +96,7 @@ def test_odd_size_note_reaches_the_cli(tmp_path):
     code, text = run_cli("fuse", "--vis", vis, "--ir", ir, "-o", tmp_path / "out.mp4")
     assert code == 0, text
     assert ("note: 500x329 is odd; H.264 yuv420p needs even sizes, so the video is 500x330 (last row repeated); "
-            "use --codec ffv1 for the exact size") in text
+            "the FFV1 codec keeps the exact size") in text
     _, _, frames, _ = _pyav(tmp_path / "out.mp4")
     assert len(frames) == 12 and frames[0].shape == (330, 500, 3)
     code, text = run_cli("fuse", "--vis", vis, "--ir", ir, "-o", tmp_path / "out.mkv", "--codec", "ffv1")
@@ -126,17 +126,20 @@ def test_rate_and_frame_count_as_pyav_and_opencv_read_them(tmp_path, ext, codec,
     assert ts[0] == pytest.approx(1 / fps if (ext, codec) == (".avi", "h264") else 0, abs=1e-3)
 
 
-def test_avi_maps_irregular_timestamps_to_the_nearest_free_frame_slot(tmp_path, rng):
+def test_avi_stores_frames_back_to_back_and_its_header_counts_them(tmp_path, rng):
+    """A live run drops frames: AVI has no timestamps, so the header must count what is stored."""
     fps = 25
-    slots = [0, 1, 2, 3, 5, 6, 7, 7, 9]  # 4 dropped, 7 twice (two captures in one period)
+    slots = [0, 1, 2, 3, 5, 6, 7, 7, 9, 30]  # 4 dropped, 7 twice, a long stall before 30
     times = [s / fps + d for s, d in zip(slots, rng.uniform(-0.3, 0.3, len(slots)) / fps)]
     frames = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in slots]
     out = tmp_path / "o.avi"
-    _write(out, frames, times, codec="ffv1", fps=fps).close()
+    sink = _write(out, frames, times, codec="ffv1", fps=fps)
+    summary = sink.close()
     _, _, got, ts = _pyav(out)
-    assert [round(t * fps) for t in ts] == [0, 1, 2, 3, 5, 6, 7, 8, 9]  # never a pts twice
+    assert [round(t * fps) for t in ts] == list(range(len(slots)))  # never a pts twice, no holes
     assert all(np.array_equal(a, b) for a, b in zip(got, frames))
-    assert _opencv(out) == (fps, 10)  # the gap at slot 4 holds frame 3
+    assert _opencv(out) == (fps, len(slots))  # the header's count is the frames stored
+    assert "stores no timestamps" in summary
 
 
 def test_low_or_missing_fps_does_not_break_the_encoder(tmp_path):
@@ -157,8 +160,8 @@ def test_unusable_outputs_fail_at_construction_naming_the_path(tmp_path):
         (tmp_path / "file.txt" / "o.mp4", {}, f"{tmp_path / 'file.txt'}: is not a folder"),
         (tmp_path / "missing" / "o.mp4", {}, f"{tmp_path / 'missing'}: the folder for the video does not exist"),
         (tmp_path / "o.mov", {"codec": "ffv1"},
-         f"{tmp_path / 'o.mov'}: a .mov file cannot hold FFV1; use .mkv, .avi or .mp4 for --codec ffv1"),
-        (tmp_path / "o.mp4", {"preset": "veryfastt"}, "--preset 'veryfastt' is not an x264 preset; choose one of"),
+         f"{tmp_path / 'o.mov'}: a .mov file cannot hold FFV1; use .mkv, .avi or .mp4 for FFV1"),
+        (tmp_path / "o.mp4", {"preset": "veryfastt"}, "'veryfastt' is not an x264 preset; choose one of"),
     ]
     for path, kw, msg in cases:
         with pytest.raises(RtfuseError) as e:
@@ -199,26 +202,44 @@ def test_cli_refuses_a_folder_as_output_before_fusing(tmp_path):
 
 # -- 4. .part files -----------------------------------------------------------------------------
 
-def test_stale_part_of_a_killed_run_is_removed_with_a_note(tmp_path):
-    out = tmp_path / "rec.mp4"
-    part = tmp_path / ".rec.mp4.part"
-    cmd = [sys.executable, "-m", "rtfuse.cli", "run", "--vis", "synthetic:64x48@30", "--ir", "synthetic16:64x48@30",
-           "--no-display", "--realtime", "--out", str(out)]
+@pytest.mark.parametrize("ext", [".mp4", ".mkv"])
+def test_stale_part_of_a_killed_run_is_kept_if_it_plays_else_removed(tmp_path, ext):
+    out = tmp_path / f"rec{ext}"
+    part = tmp_path / f".rec{ext}.part"
+    cmd = [sys.executable, "-m", "rtfuse._entry", "run", "--vis", "synthetic:64x48@30", "--ir", "synthetic16:64x48@30",
+           "--no-display", "--realtime", "--codec", "ffv1", "--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while not (part.exists() and part.stat().st_size > 0) and time.monotonic() < deadline:
+        while not (part.exists() and part.stat().st_size > 20000) and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(0.5)
+        # While it runs, a second run on the same output is refused: the partial file is locked.
+        code, text = run_cli("run", "--vis", "synthetic:64x48@30", "--ir", "synthetic16:64x48@30", "--no-display",
+                             "--max-frames", "5", "--out", out)
+        assert code == 1 and "another rtfuse process is writing this output" in text, text
     finally:
-        proc.send_signal(signal.SIGKILL)
+        proc.send_signal(signal.SIGKILL)  # nothing can be finalised
         proc.wait(30)
     assert part.exists() and not out.exists()
+    playable = _decodable(part)
     code, text = run_cli("run", "--vis", "synthetic:64x48@30", "--ir", "synthetic16:64x48@30", "--no-display",
                          "--max-frames", "5", "--out", out)
     assert code == 0, text
-    assert f"note: removed a stale partial file {part} left by an interrupted run" in text
     assert not part.exists() and len(_pyav(out)[2]) == 5
+    if playable:  # MKV keeps what was muxed; an MP4 without its index keeps nothing
+        kept = tmp_path / f"rec.interrupted{ext}"
+        assert f"note: kept the {playable} playable frames of an interrupted recording as {kept}" in text
+        assert len(_pyav(kept)[2]) == playable
+    else:
+        assert f"note: removed an unplayable partial file {part} left by an interrupted run" in text
+    assert ext == ".mp4" or playable > 0
+
+
+def _decodable(path: Path) -> int:
+    from rtfuse.sinks.video import _decodable_frames
+
+    return _decodable_frames(path)
 
 
 def test_encoder_open_failure_leaves_no_part(tmp_path):

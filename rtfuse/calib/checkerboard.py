@@ -13,12 +13,13 @@ globally: the homography that most pairs agree on decides it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from rtfuse.agc import make_clahe
 from rtfuse.calib.homography import fit_ir_to_vis, ir_errors, rms
 from rtfuse.errors import CalibrationError, InputError
 from rtfuse.images import list_images
@@ -45,7 +46,7 @@ def variants(img: np.ndarray) -> list[tuple[str, np.ndarray]]:
         channels = [(n, np.ascontiguousarray(bgr[..., i])) for i, n in enumerate("BGR")]
     else:
         gray, channels = img, []
-    clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(gray)
+    clahe = make_clahe().apply(gray)
     out = [("gray", gray), ("inverted", 255 - gray), ("clahe", clahe), ("clahe-inverted", 255 - clahe)]
     for name, ch in channels:
         if ch.std() > 1:  # skip empty channels of palettes
@@ -135,18 +136,6 @@ class PairResult:
     rms: float = float("nan")  # IR pixels, under the final homography
     max: float = float("nan")
     rejected: str = ""  # why the pair is not used ('' = used)
-
-
-@dataclass
-class CheckerboardResult:
-    H: np.ndarray
-    pairs: list[PairResult]
-    rms: float  # over the corners of the kept pairs, IR pixels
-    unpaired: list[str] = field(default_factory=list)
-
-    @property
-    def kept(self) -> list[PairResult]:
-        return [p for p in self.pairs if not p.rejected]
 
 
 def _pts(pairs: list[PairResult], perms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

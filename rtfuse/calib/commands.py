@@ -21,6 +21,7 @@ from rtfuse.calib.registration import register
 from rtfuse.errors import CalibrationError, InputError
 from rtfuse.images import read_ir, read_vis, write_image
 from rtfuse.messages import warning
+from rtfuse.paths import check_writable_file, refuse_overwrite, refuse_same_outputs
 
 
 def _size(img: np.ndarray) -> tuple[int, int]:
@@ -28,10 +29,13 @@ def _size(img: np.ndarray) -> tuple[int, int]:
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
-    """Fail before the work, not after it, when an output cannot be written."""
-    for path in (args.output, args.preview):
-        if path is not None and not Path(path).resolve().parent.is_dir():
-            raise InputError(f"{path}: the folder {Path(path).parent} does not exist")
+    """Fail before the work, not after it, when an output cannot be written or would replace an input."""
+    inputs = {"IR": args.ir, "visible": args.vis, "points CSV": getattr(args, "csv", None)}
+    refuse_same_outputs({"calibration": args.output, "preview": args.preview})
+    for path, what in ((args.output, "calibration"), (args.preview, "preview")):
+        if path is not None:
+            refuse_overwrite(path, inputs)
+            check_writable_file(path, what)
 
 
 def _finish(calib: Calibration, args: argparse.Namespace, console: Console, ir=None, vis=None) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 from rtfuse.errors import InputError
 from rtfuse.images import IMAGE_EXTS, read_ir, read_vis
 from rtfuse.prepare import to_ir_gray, to_vis_bgr
+from rtfuse.sources.base import DEFAULT_FPS
 from rtfuse.sources.video import VideoFileSource
 from rtfuse.sync import pair_nearest
 
@@ -29,8 +30,9 @@ def read_frame_pairs(ir: str | Path, vis: str | Path, count: int = 8) -> tuple[l
         return [read_ir(ir)], [read_vis(vis)]
     if count < 1:
         raise InputError(f"--frames must be >= 1, got {count}")
-    with VideoFileSource(ir, "IR") as si, VideoFileSource(vis, "visible") as sv:
-        period = 1.0 / (sv.fps or 30.0)
+    # A calibration needs a few frames spread over the clip: one cut short is still usable.
+    with VideoFileSource(ir, "IR", allow_truncated=True) as si, VideoFileSource(vis, "visible", allow_truncated=True) as sv:
+        period = 1.0 / (sv.fps or DEFAULT_FPS)
         kept: list[tuple] = []
         stride, n = 1, 0
         # keep every stride-th pair, doubling the stride when the list gets long: bounded memory

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from rtfuse.agc import make_clahe
 from rtfuse.calib.homography import apply_h, implausibility, normalise
 from rtfuse.errors import CalibrationError
 
@@ -339,7 +340,7 @@ def register(ir_frames: list[np.ndarray], vis_frames: list[np.ndarray], starts: 
     work = (max(48, round(wv * k)), max(48, round(hv * k)))
     S_ir, S_vis = _resize_matrix((wi, hi), work), _resize_matrix((wv, hv), work)
     # CLAHE first: night visible frames and flat thermal scenes keep their edges in dark areas
-    clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
+    clahe = make_clahe()
     ir_w = [clahe.apply(cv2.resize(_gray8(g), work, interpolation=cv2.INTER_AREA if wi > work[0] else cv2.INTER_LINEAR))
             for g in ir_frames]
     vis_w = [clahe.apply(cv2.resize(_gray8(g), work, interpolation=cv2.INTER_AREA)) for g in vis_frames]

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
+from rtfuse.color import luma_u8, replace_luma
 from rtfuse.fusion.validate import check_pair
-
-
-def replace_luma(vis: np.ndarray, luma: np.ndarray, new_luma: np.ndarray) -> np.ndarray:
-    """BGR uint8 with luma ``luma`` replaced by ``new_luma`` (float), keeping the visible chroma.
-
-    In BT.601 each of B, G, R is Y plus a chroma term, so this is clip(vis + round(Y' - Y)).
-    """
-    d = np.rint(new_luma - luma).astype(np.int16)
-    return np.clip(vis.astype(np.int16) + d[..., None], 0, 255).astype(np.uint8)
 
 
 class BlendFuser:
@@ -28,7 +19,7 @@ class BlendFuser:
 
     def __call__(self, vis: np.ndarray, ir: np.ndarray) -> np.ndarray:
         vis, ir = check_pair(vis, ir)
-        y = cv2.cvtColor(vis, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        y = luma_u8(vis).astype(np.float32)
         return replace_luma(vis, y, (1.0 - self.alpha) * y + self.alpha * ir.astype(np.float32))
 
     def __repr__(self) -> str:

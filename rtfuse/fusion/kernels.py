@@ -3,11 +3,11 @@
 Conventions shared by every kernel here (and mirrored by :mod:`rtfuse.fusion.twin`):
 
 - ``vis`` is BGR ``uint8`` (H, W, 3), ``ir`` is ``uint8`` (H, W), ``out`` is BGR ``uint8`` (H, W, 3).
-- Luma is fixed-point BT.601, ``Y = (3735 B + 19235 G + 9798 R + 16384) >> 15`` (the exact
-  integers of OpenCV 5's ``COLOR_BGR2GRAY``; within one level of ``round(.114 B + .587 G + .299 R)``).
-- Colour: the fused luma ``Y'`` replaces ``Y`` while the visible Cb/Cr are kept. In BT.601 every
-  channel of RGB is ``Y`` plus a chroma term, so this is ``out_c = clip(vis_c + round(Y') - Y)``;
-  no chroma planes are ever materialised.
+- Luma is fixed-point BT.601, :func:`rtfuse.color.luma_fixed`:
+  ``Y = (3735 B + 19235 G + 9798 R + 16384) >> 15`` (the exact integers of OpenCV 5's
+  ``COLOR_BGR2GRAY``; within one level of ``round(.114 B + .587 G + .299 R)``).
+- Colour: the fused luma ``Y'`` replaces ``Y`` while the visible Cb/Cr are kept (:mod:`rtfuse.color`):
+  ``out_c = clip(vis_c + round(Y') - Y)``; no chroma planes are ever materialised.
 - Tables arrive *baked* (:mod:`rtfuse.fusion.bake`): the (Y, IR) axes are expanded to all 256x256
   integer inputs, in ``uint16`` Q8.8 (value * 256). Since Y and IR are integers, this is exact
   bilinear interpolation; only the context (and gradient) axes are interpolated per pixel.
@@ -20,13 +20,19 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from rtfuse.color import luma_fixed
+
 # Rows per parallel work item for kernels that keep a rolling row buffer.
 _BAND = 16
+
+# The shared expression, compiled here; Numba freezes its module constants. The on-disk cache (cache=True)
+# is keyed on this file, so clear __pycache__ if those constants ever change.
+_luma_fixed = njit(inline="always")(luma_fixed)
 
 
 @njit(inline="always")
 def _luma(b, g, r):
-    return (np.int32(b) * 3735 + np.int32(g) * 19235 + np.int32(r) * 9798 + 16384) >> 15
+    return _luma_fixed(np.int32(b), np.int32(g), np.int32(r))
 
 
 @njit(cache=True)

@@ -5,27 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch  # at import: the registry turns its absence into "install rtfuse[torch]"
 
+from rtfuse.color import luma_nchw, replace_luma_nchw
+from rtfuse.errors import InputError
+from rtfuse.fusion.checkpoint import load_model
 from rtfuse.fusion.validate import check_pair
 
 
 class NetFuser:
-    """``fuser(vis_bgr, ir) -> fused_bgr`` with a trained :class:`rtfuse.training.models.FusionNet`.
+    """``fuser(vis_bgr, ir) -> fused_bgr`` with a trained :class:`rtfuse.fusion.nets.FusionNet`.
 
     The network predicts the fused luma; the visible chroma is kept exactly as in the LUT path.
     Runs on ``device`` (default: CUDA if torch sees one, else CPU).
     """
 
     def __init__(self, path: str | Path, device: str | None = None, name: str = "student") -> None:
-        import torch
-
-        from rtfuse.errors import InputError
-        from rtfuse.training.checkpoint import load_model
-
-        self.torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise InputError(f"device {self.device!r} requested, but torch sees no CUDA device; use device='cpu'")
+            raise InputError(
+                f"device {self.device!r} requested, but torch sees no CUDA device; use device='cpu'"
+            )
         self.net, ck = load_model(path, self.device)
         self.arch = ck.get("arch")
         self.name = name
@@ -33,13 +33,12 @@ class NetFuser:
 
     def __call__(self, vis: np.ndarray, ir: np.ndarray) -> np.ndarray:
         vis, ir = check_pair(vis, ir)
-        torch = self.torch
         with torch.inference_mode():
             v = torch.from_numpy(vis).to(self.device).permute(2, 0, 1)[None].float() / 255.0
             i = torch.from_numpy(ir).to(self.device)[None, None].float() / 255.0
-            y = 0.114 * v[:, 0:1] + 0.587 * v[:, 1:2] + 0.299 * v[:, 2:3]
+            y = luma_nchw(v)
             fused_y, _ = self.net(y, i)
-            out = ((v + (fused_y - y)).clamp(0, 1) * 255.0).round().to(torch.uint8)
+            out = (replace_luma_nchw(v, y, fused_y) * 255.0).round().to(torch.uint8)
         return out[0].permute(1, 2, 0).contiguous().cpu().numpy()
 
     def __repr__(self) -> str:

@@ -22,13 +22,10 @@ except ModuleNotFoundError as e:  # the lut runtime never gets here; training do
         "this part of rtfuse needs PyTorch: pip install 'rtfuse[torch]' (pins torch==2.13.0)"
     ) from e
 
+from rtfuse.color import luma_fixed_nchw, replace_luma_nchw
 from rtfuse.fusion.lutfile import LutModel, kind_of
 
-
-def luma(vis: torch.Tensor) -> torch.Tensor:
-    """Fixed-point BT.601 luma of BGR ``vis`` (B, 3, H, W) -> int32 (B, 1, H, W), as the kernels."""
-    v = vis.to(torch.int32)
-    return (v[:, 0:1] * 3735 + v[:, 1:2] * 19235 + v[:, 2:3] * 9798 + 16384) >> 15
+luma = luma_fixed_nchw  # BGR (B, 3, H, W) 0..255 -> int32 (B, 1, H, W), the kernels' fixed-point luma
 
 
 def context_stats(y: torch.Tensor, ir: torch.Tensor, stride: int) -> torch.Tensor:
@@ -60,7 +57,8 @@ def context_net(stats: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tens
 
 def sobel_l1(y: torch.Tensor) -> torch.Tensor:
     """(|Gx| + |Gy|) / 8 of luma (B, 1, H, W) with replicate border; range 0..255."""
-    k = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=torch.float32, device=y.device)
+    k = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=torch.float32,
+                     device=y.device)
     yp = F.pad(y.to(torch.float32), (1, 1, 1, 1), mode="replicate")
     gx = F.conv2d(yp, k.view(1, 1, 3, 3))
     gy = F.conv2d(yp, k.t().contiguous().view(1, 1, 3, 3))
@@ -161,7 +159,7 @@ def fuse(
     else:
         coords = [_grid_pos(values[a], lo, hi, n) for a, (lo, hi), n in zip(axes, ranges, table.shape)]
         y_new = multilinear(table, coords) * 255.0
-    bgr = torch.clamp(vis.to(torch.float32) + (y_new - y.to(torch.float32)), 0.0, 255.0)
+    bgr = replace_luma_nchw(vis.to(torch.float32), y.to(torch.float32), y_new, 255.0)
     return bgr, y_new
 
 
@@ -182,7 +180,8 @@ class LutFusion(nn.Module):
     def kind(self) -> str:
         return kind_of(self.axes)
 
-    def forward(self, vis: torch.Tensor, ir: torch.Tensor, dense: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, vis: torch.Tensor, ir: torch.Tensor,
+                dense: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         layers = list(zip(self.ctx_w, self.ctx_b))
         return fuse(vis, ir, self.table, self.axes, self.ranges, layers, self.ctx_stride, dense)
 
@@ -193,6 +192,7 @@ class LutFusion(nn.Module):
             axes=self.axes,
             ranges=self.ranges,
             ctx_stride=self.ctx_stride,
-            ctx_layers=[(w.detach().cpu().numpy(), b.detach().cpu().numpy()) for w, b in zip(self.ctx_w, self.ctx_b)],
+            ctx_layers=[(w.detach().cpu().numpy(), b.detach().cpu().numpy())
+                        for w, b in zip(self.ctx_w, self.ctx_b)],
             meta={**self.meta, **meta},
         )

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import math
+import os
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks
+    fcntl = None
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,6 +16,7 @@ import av
 import numpy as np
 
 from rtfuse.errors import RtfuseError
+from rtfuse.atomic import partial_path
 from rtfuse.paths import check_writable_file
 from rtfuse.sinks.base import Fused, Sink
 from rtfuse.sources.base import DEFAULT_FPS
@@ -50,31 +57,47 @@ class VideoSink(Sink):
         if ext not in _CONTAINERS:
             raise RtfuseError(f"{self.path}: use one of {', '.join(_CONTAINERS)} for a video output")
         if codec == "ffv1" and ext in _NO_FFV1:
-            raise RtfuseError(f"{self.path}: a {ext} file cannot hold FFV1; use .mkv, .avi or .mp4 for --codec ffv1")
+            raise RtfuseError(f"{self.path}: a {ext} file cannot hold FFV1; use .mkv, .avi or .mp4 for FFV1", option="codec")
         if codec == "h264" and preset not in X264_PRESETS:
-            raise RtfuseError(f"--preset {preset!r} is not an x264 preset; choose one of {', '.join(X264_PRESETS)}")
+            raise RtfuseError(f"{preset!r} is not an x264 preset; choose one of {', '.join(X264_PRESETS)}", option="preset")
         if not 0 <= crf <= 51:
-            raise RtfuseError(f"--crf must be within 0..51, got {crf}")
+            raise RtfuseError(f"the x264 CRF must be within 0..51, got {crf}", option="crf")
         self.codec, self.preset, self.crf = codec, preset, crf
         self._format = _CONTAINERS[ext]
-        self._tmp = self.path.with_name(f".{self.path.name}.part")
-        self._remove_stale_part()
+        self._tmp = partial_path(self.path)
+        self._lock: int | None = None  # a descriptor holding an flock on the partial file while we write
+        self._take_over_stale_part()
         self._container = None
         self._summary: str | None = None
         self.count = 0
         self._last_pts = -1
         self._t0: float | None = None
         self._pad = (0, 0)
+        self._gap_noted = False
 
-    def _remove_stale_part(self) -> None:
-        """A partial file left by a killed run: nothing else would ever clean it up."""
-        if self._tmp.is_file() or self._tmp.is_symlink():
-            try:
+    def _take_over_stale_part(self) -> None:
+        """A partial file from another run: refuse while that run still writes it (it holds a lock);
+        else it was killed (SIGKILL, power loss), so keep what of it plays and never delete frames."""
+        if not (self._tmp.is_file() or self._tmp.is_symlink()):
+            return
+        fd = _try_lock(self._tmp)
+        if fd is None:
+            raise RtfuseError(f"{self.path}: another rtfuse process is writing this output right now "
+                              f"({self._tmp} is locked); choose another output name")
+        try:
+            frames = _decodable_frames(self._tmp)
+            if frames:
+                kept = _free_name(self.path, "interrupted")
+                self._tmp.replace(kept)
+                self.notes.append(f"kept the {frames} playable frames of an interrupted recording as {kept}")
+            else:
                 self._tmp.unlink()
-            except OSError as e:
-                raise RtfuseError(f"{self.path}: cannot remove the stale partial file {self._tmp} "
-                                  f"({e.strerror})") from None
-            self.notes.append(f"removed a stale partial file {self._tmp} left by an interrupted run")
+                self.notes.append(f"removed an unplayable partial file {self._tmp} left by an interrupted run")
+        except OSError as e:
+            raise RtfuseError(f"{self.path}: cannot move the partial file {self._tmp} of an interrupted run "
+                              f"aside ({e.strerror})") from None
+        finally:
+            os.close(fd)
 
     def take_notes(self) -> list[str]:
         """The notes so far, which :meth:`close` then leaves out (for callers that print them now)."""
@@ -90,7 +113,7 @@ class VideoSink(Sink):
             self._pad = (h % 2, w % 2)
             rep = " and ".join(n for n, p in (("row", h % 2), ("column", w % 2)) if p)
             self.notes.append(f"{w}x{h} is odd; H.264 yuv420p needs even sizes, so the video is "
-                              f"{w + w % 2}x{h + h % 2} (last {rep} repeated); use --codec ffv1 for the exact size")
+                              f"{w + w % 2}x{h + h % 2} (last {rep} repeated); the FFV1 codec keeps the exact size")
         fps = fps if fps and math.isfinite(fps) and fps > 0 else DEFAULT_FPS
         rate = max(Fraction(fps).limit_denominator(1001), Fraction(1, 1001))  # 30000/1001 stays exact
         # AVI has no timestamps, only a constant rate taken from the time base: 1/rate there,
@@ -110,6 +133,7 @@ class VideoSink(Sink):
             stream.time_base = self._tb
             stream.codec_context.time_base = self._tb
             self._container.start_encoding()  # opens the encoder now: its errors come before any frame
+            self._lock = _try_lock(self._tmp)  # tells a second run on this output that we are alive
         except _AV_ERRORS as e:
             self._abort()
             raise RtfuseError(f"{self.path}: cannot open the video encoder ({e})") from None
@@ -124,7 +148,13 @@ class VideoSink(Sink):
         rel = item.t - self._t0
         k = round(rel * self._fps)
         if self._cfr:
-            pts = max(k, self._last_pts + 1)  # the nearest free frame slot; a gap holds the previous frame
+            # AVI stores frames back to back at one rate: a gap in the timestamps (frames a live run
+            # dropped) cannot be kept, or the header would count frames that are not there.
+            pts = self._last_pts + 1
+            if k > pts + 1 and not self._gap_noted:
+                self._gap_noted = True
+                self.notes.append(f"{self.path.suffix} stores no timestamps: the gaps of frames dropped live are "
+                                  "closed up (the video plays them faster); use .mkv or .mp4 to keep capture times")
         else:
             # Timestamps within 10 % of a frame of the nominal grid were rounded by the input container
             # (e.g. to ms): put them back on the grid, so the output states the input's exact rate.
@@ -157,7 +187,13 @@ class VideoSink(Sink):
             except Exception:  # noqa: BLE001, S110 - the file is removed anyway
                 pass
             self._container = None
+        self._unlock()
         self._tmp.unlink(missing_ok=True)
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the flock
+            self._lock = None
 
     def close(self) -> str:
         """Flush, finalise and rename into place; idempotent (a second call returns the first result).
@@ -171,6 +207,8 @@ class VideoSink(Sink):
             except RtfuseError as e:
                 self._summary = str(e)
                 raise
+            finally:
+                self._unlock()
         return self._with_notes(self._summary)
 
     def _with_notes(self, text: str) -> str:
@@ -201,7 +239,7 @@ class VideoSink(Sink):
             self._tmp.replace(self.path)
         except OSError as e:
             # Never delete a finished recording: keep it under a visible name beside the output.
-            rescue = self.path.with_name(f"{self.path.stem}.recovered{self.path.suffix}")
+            rescue = _free_name(self.path, "recovered")
             try:
                 self._tmp.replace(rescue)
             except OSError:
@@ -229,3 +267,26 @@ def _decodable_frames(path: Path) -> int:
 def _why(e: BaseException) -> str:
     """The cause without the temporary file's name that FFmpeg errors carry (e.g. "File too large")."""
     return getattr(e, "strerror", None) or str(e) or type(e).__name__
+
+
+def _try_lock(path: Path) -> int | None:
+    """An open descriptor holding an exclusive lock on ``path``, or None if another process holds one.
+    Where ``fcntl`` is missing (Windows) every file counts as unlocked."""
+    fd = os.open(path, os.O_RDONLY)
+    if fcntl is None:
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _free_name(path: Path, tag: str) -> Path:
+    """``NAME.TAG.EXT`` beside ``path`` (``NAME.TAG-2.EXT``... if taken): never over another file."""
+    for k in range(1, 1000):
+        cand = path.with_name(f"{path.stem}.{tag}{'' if k == 1 else f'-{k}'}{path.suffix}")
+        if not cand.exists():
+            return cand
+    raise RtfuseError(f"{path}: no free name to keep a partial recording beside it")

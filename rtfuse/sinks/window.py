@@ -14,6 +14,7 @@ import numpy as np
 
 from rtfuse.images import write_image
 from rtfuse.sinks.base import Fused, Sink
+from rtfuse.sources.base import DEFAULT_FPS
 
 KEYS = {
     "f": "fused view",
@@ -69,18 +70,18 @@ class WindowSink(Sink):
         self.hud = True
         self.message = ""
         self._message_until = 0.0
+        # The HUD's fps and latency: over the last 30 frames (about a second), steady yet current.
         self._times: deque[float] = deque(maxlen=30)
         self._lat: deque[float] = deque(maxlen=30)
         self._recorder = None
         self._last: Fused | None = None
-        self._size = (0, 0)
-        self._fps = 30.0
+        self._fps = DEFAULT_FPS  # until open() gives the stream's rate
         self.count = 0
         self.snapshots: list[Path] = []
         self.recordings: list[str] = []
 
     def open(self, size: tuple[int, int], fps: float) -> None:
-        self._size, self._fps = size, fps
+        self._fps = fps
         cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
         cv2.resizeWindow(self.title, *size)
         cv2.createTrackbar("blend alpha %", self.title, int(self.alpha * 100), 100, self._on_alpha)
@@ -143,7 +144,6 @@ class WindowSink(Sink):
             ext = ".mkv" if self.codec == "ffv1" else ".mp4"
             self._recorder = VideoSink(self.save_dir / f"recording_{stamp}{ext}", codec=self.codec)
             self._recorder.open(frame_size, self._fps)
-            self._recorder_size = frame_size
             self._say(f"recording to {self._recorder.path.name}")
         else:
             note = self._recorder.close()

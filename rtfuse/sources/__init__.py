@@ -34,10 +34,10 @@ def open_source(spec: str, role: str, fps: float | None = None, seed: int = 0, c
     """
     m = _SYNTH.match(spec)
     if m:
-        from rtfuse.sources.synthetic import SyntheticSource
+        from rtfuse.synthetic import SyntheticSource
 
         if m["bits"] and role != "ir":
-            raise SourceError("synthetic16 is a 16-bit thermal source; use it for --ir")
+            raise SourceError("synthetic16 is a 16-bit thermal source; use it as the IR source")
         w, h = (int(m["w"]), int(m["h"])) if m["w"] else size
         rate = float(m["fps"]) if m["fps"] else (fps or DEFAULT_FPS)
         try:
@@ -54,7 +54,7 @@ def open_source(spec: str, role: str, fps: float | None = None, seed: int = 0, c
         return CameraSource(spec, size=camera_size, fps=fps, fourcc=fourcc, buffer_size=buffer_size,
                             reconnect_timeout=reconnect_timeout)
     path = Path(spec)
-    if path.is_dir() or glob.has_magic(spec):
+    if path.is_dir() or (glob.has_magic(spec) and not path.exists()):  # a file may have [ ] in its name
         from rtfuse.sources.folder import ImageFolderSource
 
         return ImageFolderSource(spec, fps=fps or DEFAULT_FPS)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Literal
 
 import numpy as np
+
+SourceStatus = Literal["ok", "reconnecting", "lost", "closed"]
 
 # Assumed for streams that state no rate (image folders, clips without timing): the common camera rate.
 DEFAULT_FPS = 30.0
@@ -38,6 +40,9 @@ class Source(ABC):
 
     live: bool = False
     name: str = "source"
+    # The device's state, for the watchdog and the HUD: a camera reports "reconnecting" while it
+    # reopens a lost device and "lost" once it gives up; files and scenes stay "ok".
+    status: SourceStatus = "ok"
     fps: float | None = None  # nominal frame rate, if known
     frame_count: int | None = None  # number of frames, if known
     size: tuple[int, int] | None = None  # (width, height), known after open()

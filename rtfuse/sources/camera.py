@@ -69,7 +69,8 @@ def as_y16(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if img.dtype == np.uint8 and img.size == 2 * w * h:
         return np.ascontiguousarray(img).reshape(-1).view("<u2").reshape(h, w)
     raise SourceError(
-        f"a Y16 frame of {img.size} {img.dtype} values does not fit {w}x{h}; set the camera size with --ir-size"
+        f"a Y16 frame of {img.size} {img.dtype} values does not fit {w}x{h}; set the camera size to match",
+        option="ir_size"
     )
 
 
@@ -88,7 +89,7 @@ class CameraSource(Source):
                  fourcc: str | None = None, buffer_size: int | None = 1, reconnect_timeout: float = 10.0,
                  api: int | None = None, open_timeout: float = 10.0) -> None:
         self.spec = spec
-        self.name = f"camera {spec}"
+        self.name = f"camera {redact(spec)}"  # the name appears in messages: never a password
         self.want_size, self.want_fps = size, fps
         self.fourcc = fourcc.upper().ljust(4)[:4] if fourcc else None
         self.buffer_size = buffer_size
@@ -178,7 +179,8 @@ class CameraSource(Source):
                 self.status = "lost"
                 raise SourceError(
                     f"camera {redact(self.spec)} delivered no frame for {lost:.1f} s and could not be "
-                    f"reopened (--reconnect-timeout {self.reconnect_timeout:g}); {self._hint()}"
+                    f"reopened (the reconnect timeout is {self.reconnect_timeout:g} s); {self._hint()}",
+                    option="reconnect_timeout"
                 )
             time.sleep(min(delay, max(self.reconnect_timeout - lost, 0.0) + 0.01))
             delay = min(2 * delay, 4.0)
@@ -194,7 +196,7 @@ class CameraSource(Source):
 
     def frames(self) -> Iterator[Frame]:
         if self._first is None:
-            raise SourceError(f"camera {self.spec}: frames() before open()")
+            raise SourceError(f"{self.name}: frames() before open()")
         yield Frame(self._first_t, self._first, 0)
         i, last_ok = 1, self._first_t
         while True:

@@ -11,7 +11,7 @@ import cv2
 
 from rtfuse.errors import SourceError
 from rtfuse.images import IMAGE_EXTS
-from rtfuse.sources.base import Frame, Source
+from rtfuse.sources.base import DEFAULT_FPS, Frame, Source
 
 
 def natural_key(path: Path) -> list:
@@ -26,7 +26,7 @@ class ImageFolderSource(Source):
     ``t = index / fps``.
     """
 
-    def __init__(self, spec: str | Path, fps: float = 30.0, name: str | None = None) -> None:
+    def __init__(self, spec: str | Path, fps: float = DEFAULT_FPS, name: str | None = None) -> None:
         if fps <= 0:
             raise SourceError(f"{spec}: fps must be positive, got {fps}")
         self.spec = str(spec)

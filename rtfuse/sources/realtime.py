@@ -6,7 +6,7 @@ import time
 from dataclasses import replace
 from typing import Iterator
 
-from rtfuse.sources.base import Frame, Source
+from rtfuse.sources.base import Frame, Source, SourceStatus
 
 
 class RealtimeSource(Source):
@@ -37,6 +37,10 @@ class RealtimeSource(Source):
             if delay > 0:
                 time.sleep(delay)
             yield replace(f, t=time.monotonic())
+
+    @property
+    def status(self) -> SourceStatus:  # type: ignore[override]
+        return self.inner.status
 
     def close(self) -> None:
         self.inner.close()

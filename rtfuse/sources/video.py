@@ -10,7 +10,7 @@ import av
 import numpy as np
 
 from rtfuse.errors import SourceError
-from rtfuse.sources.base import Frame, Source
+from rtfuse.sources.base import DEFAULT_FPS, Frame, Source
 
 # Decoded as 16-bit gray when the stream stores more than 8 bits of one channel (raw thermal).
 _GRAY16_FORMATS = {"gray16le", "gray16be", "gray10le", "gray10be", "gray12le", "gray12be", "gray14le",
@@ -56,7 +56,7 @@ class VideoFileSource(Source):
             self._container = av.open(str(self.path))
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
             if _mp4_without_index(self.path):
-                # --allow-truncated cannot help: without the index no frame can be found.
+                # Allowing truncated input cannot help: without the index no frame can be found.
                 raise SourceError(f"{self.path}: the MP4/MOV file is truncated or was never finalised: its "
                                   "'moov' index (written at the end) is missing or cut, so no frame can be "
                                   "located; copy the complete file again (a recording made with -movflags "
@@ -136,7 +136,7 @@ class VideoFileSource(Source):
                 return []  # damaged data the decoder rejects: skip it, the stream goes on
             raise
 
-    def _seconds(self, frame: av.VideoFrame, index: int) -> float | None:
+    def _seconds(self, frame: av.VideoFrame) -> float | None:
         if frame.pts is None:
             return None
         tb = frame.time_base or self._stream.time_base
@@ -145,7 +145,7 @@ class VideoFileSource(Source):
     def _truncation(self, decoded: int) -> str | None:
         """After the last frame: how the file falls short of its declared length, or None if it does not."""
         frames, seconds, end = self._declared_frames, self._declared_seconds, self._end
-        period = 1.0 / self.fps if self.fps else 1.0 / 30.0
+        period = 1.0 / (self.fps or DEFAULT_FPS)
         # A frame or two of slack for timestamp rounding; a second more when the duration is the
         # container's, which another stream (audio) may extend.
         slack = 2.5 * period + (1.0 if self._other_streams else 0.0)
@@ -169,20 +169,20 @@ class VideoFileSource(Source):
             return
         self.frame_count = decoded  # the real length, for the run's accounting of unread frames
         if not self.allow_truncated:
-            raise SourceError(f"{self.path}: the file is truncated: {cut}; pass --allow-truncated to accept "
-                              "a cut file and keep the frames before the cut")
+            raise SourceError(f"{self.path}: the file is truncated: {cut}; allow truncated input to accept a "
+                              "cut file and keep the frames before the cut", option="allow_truncated")
         self.warnings.append(f"{self.path}: the file is truncated: {cut}; used the frames before the cut")
 
     def frames(self) -> Iterator[Frame]:
         if self._first is None:
             raise SourceError(f"{self.path}: frames() before open()")
         frame, index = self._first, 0
-        t0 = self._seconds(frame, 0) or 0.0
+        t0 = self._seconds(frame) or 0.0
         start = self._start if self._start is not None else t0
         last_t = -np.inf
-        period = 1.0 / self.fps if self.fps else 1.0 / 30.0
+        period = 1.0 / (self.fps or DEFAULT_FPS)
         while frame is not None:
-            t = self._seconds(frame, index)
+            t = self._seconds(frame)
             self._end = (t - start if t is not None else (self._end or 0.0)) + period
             t = last_t + period if t is None else t - t0  # no pts: assume the nominal rate
             last_t = t

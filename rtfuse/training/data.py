@@ -1,6 +1,7 @@
-"""Training data: registered IR/visible pairs in memory, a fixed held-out split, random crops.
+"""Training data: registered IR/visible pairs in memory, random crops, darkening.
 
-Imports torch only where tensors are made, so the split is usable without it (``rtfuse eval``).
+The pairing and the fixed held-out split are the runtime's (:mod:`rtfuse.split`), re-exported here.
+Imports torch only where tensors are made.
 """
 
 from __future__ import annotations
@@ -9,32 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from rtfuse.color import luma_nchw
 from rtfuse.errors import InputError
-from rtfuse.images import list_images, read_ir, read_vis
+from rtfuse.images import read_ir, read_vis
+from rtfuse.split import pair_files, split_stems
 
-HELDOUT_FRACTION = 0.2
-SPLIT_SEED = 2025
-
-
-def split_stems(stems: list[str], fraction: float = HELDOUT_FRACTION, seed: int = SPLIT_SEED) -> tuple[list[str], list[str]]:
-    """Deterministic (train, held-out) split of the sorted stems."""
-    stems = sorted(stems)
-    order = np.random.default_rng(seed).permutation(len(stems))
-    n_held = int(round(len(stems) * fraction))
-    held = sorted(stems[i] for i in order[:n_held])
-    return sorted(set(stems) - set(held)), held
-
-
-def pair_files(vis_dir: str | Path, ir_dir: str | Path, subset: str = "all") -> tuple[dict, dict, list[str]]:
-    """(visible files, IR files, sorted stems of the pairs in ``subset``: all, train or heldout)."""
-    vis, ir = list_images(vis_dir), list_images(ir_dir)
-    stems = sorted(set(vis) & set(ir))
-    if not stems:
-        raise InputError(f"no image in {vis_dir} shares a file stem with one in {ir_dir}")
-    if subset != "all":
-        train, held = split_stems(stems)
-        stems = train if subset == "train" else held
-    return vis, ir, stems
+__all__ = ["CropSampler", "darken", "load_pairs", "pair_files", "split_stems", "to_float"]
 
 
 def load_pairs(root: str | Path, subset: str = "all") -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -53,7 +34,8 @@ def load_pairs(root: str | Path, subset: str = "all") -> list[tuple[str, np.ndar
 class CropSampler:
     """Random ``size`` x ``size`` crops with flips from in-memory pairs; seeded, reproducible."""
 
-    def __init__(self, pairs: list[tuple[str, np.ndarray, np.ndarray]], size: int = 128, seed: int = 0) -> None:
+    def __init__(self, pairs: list[tuple[str, np.ndarray, np.ndarray]], size: int = 128,
+                 seed: int = 0) -> None:
         self.pairs = [(v, i) for _, v, i in pairs if min(i.shape) >= size]
         if not self.pairs:
             raise InputError(f"no training pair is at least {size}x{size}")
@@ -97,8 +79,8 @@ def darken(vis_u8, ir_u8, vis_share: float, ir_share: float, gen=None):
             return img
         n = img.shape[0]
         lo, hi = gains
-        gain = torch.where(torch.rand(n, generator=gen) < share, lo + (hi - lo) * torch.rand(n, generator=gen),
-                           torch.ones(n))
+        picked = torch.rand(n, generator=gen) < share  # drawn before the gains, as the shipped runs did
+        gain = torch.where(picked, lo + (hi - lo) * torch.rand(n, generator=gen), torch.ones(n))
         return (img.float() * gain[:, None, None, None]).round().to(torch.uint8)
 
     return scale(vis_u8, vis_share, VIS_DARK_GAINS), scale(ir_u8, ir_share, IR_DARK_GAINS)
@@ -106,8 +88,6 @@ def darken(vis_u8, ir_u8, vis_share: float, ir_share: float, gen=None):
 
 def to_float(vis_u8, ir_u8, device: str = "cpu"):
     """(vis BGR, vis luma, IR) float in [0, 1] on ``device`` from uint8 batches."""
-    from rtfuse.training.losses import bgr_luma
-
     vis = vis_u8.to(device).float() / 255.0
     ir = ir_u8.to(device).float() / 255.0
-    return vis, bgr_luma(vis), ir
+    return vis, luma_nchw(vis), ir

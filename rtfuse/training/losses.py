@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from rtfuse.color import luma_nchw, replace_luma_nchw
+
 
 def _gauss1d(window: int, sigma: float, device=None) -> torch.Tensor:
     """Normalised 1-D Gaussian of ``window`` taps (odd), float32."""
@@ -40,20 +42,11 @@ def sobel(x: torch.Tensor) -> torch.Tensor:
     return F.conv2d(xp, k.view(1, 1, 3, 3)).abs() + F.conv2d(xp, k.t().reshape(1, 1, 3, 3)).abs()
 
 
-def bgr_luma(bgr: torch.Tensor) -> torch.Tensor:
-    """BT.601 luma of BGR (B, 3, H, W) in [0, 1] (float)."""
-    return 0.114 * bgr[:, 0:1] + 0.587 * bgr[:, 1:2] + 0.299 * bgr[:, 2:3]
-
-
 def cbcr(bgr: torch.Tensor) -> torch.Tensor:
     """BT.601 Cb, Cr (centred at 0) of BGR (B, 3, H, W) in [0, 1]."""
-    y = bgr_luma(bgr)
+    y = luma_nchw(bgr)
+    # BT.601's 0.5 / (1 - LUMA_B) and 0.5 / (1 - LUMA_R) to 3 places, as in LUT-Fuse's YCbCr conversion
     return torch.cat([(bgr[:, 0:1] - y) * 0.564, (bgr[:, 2:3] - y) * 0.713], 1)
-
-
-def replace_luma(vis_bgr: torch.Tensor, vis_y: torch.Tensor, fused_y: torch.Tensor) -> torch.Tensor:
-    """Fused BGR: the visible chroma with the fused luma (clip(BGR + Y' - Y)), as the LUT kernel."""
-    return (vis_bgr + (fused_y - vis_y)).clamp(0.0, 1.0)
 
 
 def lowpass(x: torch.Tensor, sigma: float = 4.0) -> torch.Tensor:
@@ -85,7 +78,7 @@ def fusion_loss(fused_y: torch.Tensor, vis_y: torch.Tensor, ir: torch.Tensor, vi
     g_max = torch.maximum(sobel(vis_y), sobel(ir))
     boost = 1 + (detail - 1) * (g_max > detail_edges).to(g_max.dtype) if detail_edges > 0 else detail
     l_grad = (sobel(fused_y) - boost * g_max).abs().mean()
-    l_color = (cbcr(replace_luma(vis_bgr, vis_y, fused_y)) - cbcr(vis_bgr)).abs().mean()
+    l_color = (cbcr(replace_luma_nchw(vis_bgr, vis_y, fused_y)) - cbcr(vis_bgr)).abs().mean()
     total = w["ssim"] * l_ssim + w["int"] * l_int + w["grad"] * l_grad + w["color"] * l_color
     terms = {"ssim": l_ssim.item(), "int": l_int.item(), "grad": l_grad.item(), "color": l_color.item()}
     if w["base"] > 0:

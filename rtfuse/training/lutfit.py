@@ -28,6 +28,7 @@ from rtfuse.training import checkpoint
 from rtfuse.training.data import CropSampler, darken, load_pairs, to_float
 from rtfuse.training.losses import sobel, ssim
 from rtfuse.training.models import degradation
+from rtfuse.training.schedule import cosine_lr
 from rtfuse.training.train import _progress
 
 
@@ -56,6 +57,10 @@ class LutFitConfig:
     ckpt: str = ""  # resumable state (default: runs/lutfit/<output stem>.last.pt)
     ckpt_every: int = 250
 
+
+# Cosine schedule floor (fraction of each peak rate), as the shipped LUTs were fitted. No warm-up: the fit
+# starts from a working table, not random weights.
+LR_FLOOR = 0.05
 
 # what must match for a checkpoint to be resumed (steps may grow, like the networks' --steps)
 _RESUME_KEYS = ("teacher", "data", "kind", "init", "ctx_bins", "batch", "crop", "bank", "dark", "ir_dark", "seed")
@@ -134,9 +139,8 @@ def fit_lut(cfg: LutFitConfig, console: Console | None = None) -> Path:
     with _progress(console) as progress:
         task = progress.add_task(f"fitting {model.kind} LUT", total=cfg.steps, completed=start, loss="-")
         for step in range(start, cfg.steps):
-            frac = step / cfg.steps
             for g, base in zip(opt.param_groups, (cfg.lr_table, cfg.lr_ctx)):
-                g["lr"] = float(base * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac))))
+                g["lr"] = cosine_lr(base, step, cfg.steps, LR_FLOOR)
             idx = torch.from_numpy(rng.integers(0, len(vis_b), cfg.batch))
             _, y_lut = twin(vis_b[idx], ir_b[idx], dense=True)
             y_lut = y_lut / 255.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from rtfuse.training import checkpoint
 from rtfuse.training.data import CropSampler, darken, load_pairs, to_float
 from rtfuse.training.losses import fusion_loss
 from rtfuse.training.models import ARCHS, degradation, n_params
+from rtfuse.training.schedule import cosine_lr
 
 
 @dataclass
@@ -47,9 +47,10 @@ class TrainConfig:
     w_base: float = 1.0
 
 
-def _lr(cfg: TrainConfig, step: int) -> float:
-    warm = min(1.0, (step + 1) / 100)
-    return cfg.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
+# Cosine schedule floor (fraction of the peak rate) and warm-up steps, as the shipped networks were trained.
+# Networks start from random weights, hence the warm-up (the LUT fit starts from a table and needs none).
+LR_FLOOR = 0.02
+LR_WARMUP = 100
 
 
 def _progress(console: Console) -> Progress:
@@ -106,7 +107,7 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
         task = progress.add_task(f"training {arch}", total=cfg.steps, completed=start, loss="-")
         for step in range(start, cfg.steps):
             for g in opt.param_groups:
-                g["lr"] = _lr(cfg, step)
+                g["lr"] = cosine_lr(cfg.lr, step, cfg.steps, LR_FLOOR, LR_WARMUP)
             vis, vis_y, ir = to_float(*darken(*sampler.batch(cfg.batch), cfg.dark, cfg.ir_dark), cfg.device)
             fused, feat = net(vis_y, ir)
             loss, terms = fusion_loss(fused, vis_y, ir, vis, {"base": cfg.base_weight},
