@@ -63,8 +63,8 @@ def main() -> None:
 
     import numba
     import torch
-
     from lutfuse_reference import LutFuseReference
+
     from rtfuse.fusion.lut import LutFuser, context_map
     from rtfuse.fusion.registry import WEIGHTS_DIR
     from rtfuse.fusion.twin import LutFusion
@@ -99,8 +99,13 @@ def main() -> None:
         ("LUT-Fuse reference (torch, full-res CNN + 16^4 LUT)", torch_call(ref, True)),
     ]
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
-    results = {"threads": args.threads, "cpu": platform.processor() or platform.machine(),
-               "numba": numba.__version__, "torch": torch.__version__, "sizes": {}}
+    results = {
+        "threads": args.threads,
+        "cpu": platform.processor() or platform.machine(),
+        "numba": numba.__version__,
+        "torch": torch.__version__,
+        "sizes": {},
+    }
     for w, h in sizes:
         source, frames = frames_at(w, h)
         ms = {}
@@ -108,8 +113,10 @@ def main() -> None:
             ref_row = name.startswith("LUT-Fuse")
             ms[name] = median_ms(fn, frames, min_reps=3 if ref_row else 5, budget_s=4.0 if ref_row else 2.0)
         ref_ms = ms[rows[-1][0]][0]
-        results["sizes"][f"{w}x{h}"] = {"frames": source, "rows": {n: {"ms": m, "reps": k, "speedup_vs_ref": ref_ms / m}
-                                                                     for n, (m, k) in ms.items()}}
+        results["sizes"][f"{w}x{h}"] = {
+            "frames": source,
+            "rows": {n: {"ms": m, "reps": k, "speedup_vs_ref": ref_ms / m} for n, (m, k) in ms.items()},
+        }
         print(f"\n### {w}x{h} ({source}, {args.threads} threads)\n")
         print("| path | median ms/frame | fps | reps | x faster than reference |")
         print("|---|---:|---:|---:|---:|")

@@ -31,8 +31,11 @@ def decode_encode(vis: Path, ir: Path, out: Path, codec: str, preset: str, crf: 
         sv, si = cv.streams.video[0], ci.streams.video[0]
         sv.thread_type = si.thread_type = "AUTO"
         enc = "libx264" if codec == "h264" else "ffv1"
-        so = co.add_stream(enc, rate=sv.average_rate or Fraction(30),
-                           options={"preset": preset, "crf": str(crf)} if codec == "h264" else {})
+        so = co.add_stream(
+            enc,
+            rate=sv.average_rate or Fraction(30),
+            options={"preset": preset, "crf": str(crf)} if codec == "h264" else {},
+        )
         so.width, so.height = sv.codec_context.width, sv.codec_context.height
         so.pix_fmt = "yuv420p" if codec == "h264" else "bgr0"
         n = 0
@@ -47,15 +50,21 @@ def decode_encode(vis: Path, ir: Path, out: Path, codec: str, preset: str, crf: 
     return n, time.perf_counter() - t0
 
 
-def rtfuse_fuse(vis: Path, ir: Path, out: Path, codec: str, preset: str, crf: int, fuser) -> tuple[int, float]:
+def rtfuse_fuse(
+    vis: Path, ir: Path, out: Path, codec: str, preset: str, crf: int, fuser
+) -> tuple[int, float]:
     """The pipeline as `rtfuse fuse` builds it, with the fuser already loaded."""
     from rtfuse.pipeline import Pipeline
     from rtfuse.sinks.video import VideoSink
     from rtfuse.sources import open_source
 
     t0 = time.perf_counter()
-    pipe = Pipeline(open_source(str(vis), "vis"), open_source(str(ir), "ir"), fuser,
-                    [VideoSink(out, codec=codec, preset=preset, crf=crf)])
+    pipe = Pipeline(
+        open_source(str(vis), "vis"),
+        open_source(str(ir), "ir"),
+        fuser,
+        [VideoSink(out, codec=codec, preset=preset, crf=crf)],
+    )
     report = pipe.run()
     return report.stats.frames_out, time.perf_counter() - t0
 
@@ -63,9 +72,31 @@ def rtfuse_fuse(vis: Path, ir: Path, out: Path, codec: str, preset: str, crf: in
 def rtfuse_cli(vis: Path, ir: Path, out: Path, codec: str, preset: str, crf: int, backend: str) -> float:
     """The whole `rtfuse fuse` command in a fresh process: start-up, imports and LUT loading included."""
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "rtfuse.cli", "fuse", "--vis", str(vis), "--ir", str(ir), "-o", str(out),
-                    "--codec", codec, "--preset", preset, "--crf", str(crf), "--backend", backend],
-                   cwd=REPO, check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rtfuse.cli",
+            "fuse",
+            "--vis",
+            str(vis),
+            "--ir",
+            str(ir),
+            "-o",
+            str(out),
+            "--codec",
+            codec,
+            "--preset",
+            preset,
+            "--crf",
+            str(crf),
+            "--backend",
+            backend,
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - t0
 
 
@@ -93,14 +124,20 @@ def main() -> None:
             base.append(n0 / t)
             n1, t = rtfuse_fuse(args.vis, args.ir, out, args.codec, args.preset, args.crf, fuser)
             ours.append(n1 / t)
-            cli.append(n1 / rtfuse_cli(args.vis, args.ir, out, args.codec, args.preset, args.crf, args.backend))
+            cli.append(
+                n1 / rtfuse_cli(args.vis, args.ir, out, args.codec, args.preset, args.crf, args.backend)
+            )
     b, o, c = statistics.median(base), statistics.median(ours), statistics.median(cli)
-    print(f"inputs: {args.vis.name} + {args.ir.name}, {n0} frames; {args.codec} preset {args.preset} crf {args.crf}")
+    print(
+        f"inputs: {args.vis.name} + {args.ir.name}, {n0} frames; {args.codec} preset {args.preset} crf {args.crf}"
+    )
     print("| path | median fps | runs |")
     print("|---|---:|---:|")
     print(f"| decode both + encode (no fusion), one loop | {b:.0f} | {args.runs} |")
     print(f"| rtfuse pipeline (decode, pair, align, fuse {args.backend}, encode) | {o:.0f} | {args.runs} |")
-    print(f"| whole `rtfuse fuse` command (process start, imports, LUT load included) | {c:.0f} | {args.runs} |")
+    print(
+        f"| whole `rtfuse fuse` command (process start, imports, LUT load included) | {c:.0f} | {args.runs} |"
+    )
     print(f"\nthe pipeline runs at {100 * o / b:.0f} % of decode+encode alone")
 
 

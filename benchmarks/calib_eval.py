@@ -53,14 +53,21 @@ def project(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 def run_auto(ir: Path, vis: Path, out: Path) -> tuple[subprocess.CompletedProcess, float]:
     """`rtfuse calibrate auto` and the optimum contrast it reported (accepted or refused)."""
-    r = subprocess.run(RTFUSE + ["calibrate", "auto", "--ir", str(ir), "--vis", str(vis), "-o", str(out)],
-                       capture_output=True, text=True, cwd=REPO)
+    r = subprocess.run(
+        RTFUSE + ["calibrate", "auto", "--ir", str(ir), "--vis", str(vis), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     m = re.search(r"([0-9.]+) above its", r.stderr)
     return r, float(m[1]) if m else float("nan")
 
 
 def names(root: Path) -> list[str]:
-    return [m.name[: -len(".mat")] for m in sorted((root / "flow").glob("*.mat"), key=lambda p: int(p.name.split(".")[0]))]
+    return [
+        m.name[: -len(".mat")]
+        for m in sorted((root / "flow").glob("*.mat"), key=lambda p: int(p.name.split(".")[0]))
+    ]
 
 
 def eval_auto(root: Path) -> None:
@@ -78,18 +85,24 @@ def eval_auto(root: Path) -> None:
             start = float(np.linalg.norm(src - dst, axis=1).mean())
             if r.returncode != 0 or not out.exists():
                 rows.append((name, start, float("nan"), floor, dt, contrast))
-                print(f"{name:>8}: FAILED ({r.stderr.strip().splitlines()[-1] if r.stderr else r.returncode})")
+                print(
+                    f"{name:>8}: FAILED ({r.stderr.strip().splitlines()[-1] if r.stderr else r.returncode})"
+                )
                 continue
             H = np.array(yaml.safe_load(out.read_text())["homography"], np.float64)
             epe = float(np.linalg.norm(project(H, src) - dst, axis=1).mean())
             rows.append((name, start, epe, floor, dt, contrast))
-            print(f"{name:>8}: displacement {start:5.1f} px -> EPE {epe:5.2f} px (best homography {floor:.2f}), "
-                  f"optimum contrast {contrast:.3f}, {dt:4.1f} s")
+            print(
+                f"{name:>8}: displacement {start:5.1f} px -> EPE {epe:5.2f} px (best homography {floor:.2f}), "
+                f"optimum contrast {contrast:.3f}, {dt:4.1f} s"
+            )
     a = np.array([r[1:5] for r in rows])
     ok = np.isfinite(a[:, 1])
-    print(f"auto: {ok.sum()}/{len(rows)} registered; mean EPE {np.nanmean(a[:, 1]):.3f} px, median "
-          f"{np.nanmedian(a[:, 1]):.3f} (mean displacement before {a[:, 0].mean():.1f} px, best single homography "
-          f"{a[:, 2].mean():.3f} px); median time {np.median(a[:, 3]):.1f} s per pair")
+    print(
+        f"auto: {ok.sum()}/{len(rows)} registered; mean EPE {np.nanmean(a[:, 1]):.3f} px, median "
+        f"{np.nanmedian(a[:, 1]):.3f} (mean displacement before {a[:, 0].mean():.1f} px, best single homography "
+        f"{a[:, 2].mean():.3f} px); median time {np.median(a[:, 3]):.1f} s per pair"
+    )
     c = [r[5] for r in rows if np.isfinite(r[2])]
     print(f"optimum contrast of the registered pairs {min(c):.3f}-{max(c):.3f}")
 
@@ -105,8 +118,12 @@ def eval_unrelated(root: Path) -> None:
             r, contrast = run_auto(root / "ir_warp" / a, root / "vi" / b, out)
             refused += r.returncode != 0 and not out.exists()
             contrasts.append(contrast)
-            print(f"{a:>8} IR + {b:>8} visible: {'refused' if r.returncode else 'ACCEPTED'}, contrast {contrast:.3f}")
-    print(f"unrelated: {refused}/{len(ns)} refused; optimum contrast {np.nanmin(contrasts):.3f}-{np.nanmax(contrasts):.3f}")
+            print(
+                f"{a:>8} IR + {b:>8} visible: {'refused' if r.returncode else 'ACCEPTED'}, contrast {contrast:.3f}"
+            )
+    print(
+        f"unrelated: {refused}/{len(ns)} refused; optimum contrast {np.nanmin(contrasts):.3f}-{np.nanmax(contrasts):.3f}"
+    )
 
 
 def eval_checkerboard(root: Path) -> None:
@@ -114,9 +131,24 @@ def eval_checkerboard(root: Path) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "cb.yaml"
-        r = subprocess.run(RTFUSE + ["calibrate", "checkerboard", "--ir", str(root / "thermal"), "--vis",
-                                     str(root / "visible"), "--pattern", "4x6", "-o", str(out)],
-                           capture_output=True, text=True, cwd=REPO)
+        r = subprocess.run(
+            RTFUSE
+            + [
+                "calibrate",
+                "checkerboard",
+                "--ir",
+                str(root / "thermal"),
+                "--vis",
+                str(root / "visible"),
+                "--pattern",
+                "4x6",
+                "-o",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
         if r.returncode != 0:
             print("checkerboard FAILED:", r.stderr.strip().splitlines()[-1])
             return
@@ -138,9 +170,11 @@ def eval_checkerboard(root: Path) -> None:
         if name not in rejected:
             kept_err.append(e)
     rms = lambda es: float(np.sqrt(np.mean(np.concatenate(es) ** 2)))  # noqa: E731
-    print(f"checkerboard: board found in {errs['pairs_total'] - sum('not found' in v for v in errs['rejected'].values())}"
-          f"/{errs['pairs_total']} pairs, {errs['pairs_used']} used; reported RMS {errs['rms']:.3f} IR px; "
-          f"recomputed RMS over kept pairs {rms(kept_err):.3f}, over all pairs {rms(all_err):.3f}")
+    print(
+        f"checkerboard: board found in {errs['pairs_total'] - sum('not found' in v for v in errs['rejected'].values())}"
+        f"/{errs['pairs_total']} pairs, {errs['pairs_used']} used; reported RMS {errs['rms']:.3f} IR px; "
+        f"recomputed RMS over kept pairs {rms(kept_err):.3f}, over all pairs {rms(all_err):.3f}"
+    )
     for k, v in errs["rejected"].items():
         print(f"  rejected {k}: {v}")
 

@@ -35,7 +35,10 @@ def main() -> None:
         fused = np.maximum(metrics.to_gray(ir), metrics.to_gray(vis))
         rows.append(metrics.evaluate(fused, ir, vis))
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-    print(f"max on {args.set} ({args.split}, {len(stems)} pairs): " + ", ".join(f"{k} {v:.3f}" for k, v in mean.items()))
+    print(
+        f"max on {args.set} ({args.split}, {len(stems)} pairs): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in mean.items())
+    )
 
 
 if __name__ == "__main__":

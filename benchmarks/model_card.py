@@ -79,7 +79,10 @@ def main() -> None:
     models["blend"] = load_fuser("blend")
     out: dict = {"models": {}, "sets": {}}
     for name, f in models.items():
-        out["models"][name] = {"params": params_of(name, f), "ms_640x480": ms_per_frame(f, 5 if name == "teacher" else 20)}
+        out["models"][name] = {
+            "params": params_of(name, f),
+            "ms_640x480": ms_per_frame(f, 5 if name == "teacher" else 20),
+        }
     for set_name, (folder, split) in SETS.items():
         root = DATA / folder
         vis_f, ir_f, stems = pair_files(root / "vis", root / "ir", split)
@@ -93,7 +96,9 @@ def main() -> None:
                 r["chroma"] = metrics.chroma_error(fused, vis)
                 r["PSNR"] = metrics.psnr(fused, ref) if n != "teacher" else float("nan")
                 rows[n].append(r)
-        out["sets"][set_name] = {n: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]} for n, rs in rows.items()}
+        out["sets"][set_name] = {
+            n: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]} for n, rs in rows.items()
+        }
         out["sets"][set_name]["_pairs"] = len(stems)
 
     print("| model | parameters | ms per 640x480 frame (2 CPU threads) |")

@@ -53,7 +53,9 @@ def main() -> None:
         return float(np.mean([np.abs(b - a).mean() for a, b in zip(seq, seq[1:])]))
 
     base = change(ref)
-    print(f"{args.vis.name} + {args.ir.name}, {n} frames; mean |F_t - F_t-1| of max(Y, IR): {base:.3f} levels")
+    print(
+        f"{args.vis.name} + {args.ir.name}, {n} frames; mean |F_t - F_t-1| of max(Y, IR): {base:.3f} levels"
+    )
     print("| backend | mean abs frame change | ratio to max |")
     print("|---|---:|---:|")
     for name in args.backends.split(","):

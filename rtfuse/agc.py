@@ -28,8 +28,14 @@ class Agc:
     not pump when a hot object enters. ``clahe`` adds local contrast (OpenCV CLAHE) afterwards.
     """
 
-    def __init__(self, mode: str = "percentile", lo: float = 1.0, hi: float = 99.0, smoothing: float = 0.9,
-                 clahe: bool = False) -> None:
+    def __init__(
+        self,
+        mode: str = "percentile",
+        lo: float = 1.0,
+        hi: float = 99.0,
+        smoothing: float = 0.9,
+        clahe: bool = False,
+    ) -> None:
         self.fixed: tuple[float, float] | None = None
         if mode.startswith("fixed"):
             try:
@@ -81,5 +87,7 @@ class Agc:
                 lo, hi = a * self._limits[0] + (1 - a) * lo, a * self._limits[1] + (1 - a) * hi
             self._limits = (lo, hi)
         scale = 255.0 / max(hi - lo, 1.0)
-        out = np.clip((ir.astype(np.float32) - np.float32(lo)) * np.float32(scale) + 0.5, 0, 255).astype(np.uint8)
+        out = np.clip((ir.astype(np.float32) - np.float32(lo)) * np.float32(scale) + 0.5, 0, 255).astype(
+            np.uint8
+        )
         return self._clahe.apply(out) if self._clahe is not None else out

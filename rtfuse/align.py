@@ -60,7 +60,11 @@ class Calibration:
 def _size(value, key: str, path) -> tuple[int, int] | None:
     if value is None:
         return None
-    if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value)):
+    if not (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(v, int) and v > 0 for v in value)
+    ):
         raise CalibrationError(f"{path}: {key} must be [width, height] in pixels, got {value!r}")
     return int(value[0]), int(value[1])
 
@@ -77,7 +81,9 @@ def load_calibration(path: str | Path) -> Calibration:
     if not isinstance(data, dict) or "homography" not in data:
         raise CalibrationError(f"{path}: not an rtfuse calibration (no 'homography' key)")
     if data.get("version", CALIB_VERSION) != CALIB_VERSION:
-        raise CalibrationError(f"{path}: calibration version {data.get('version')}, this rtfuse reads {CALIB_VERSION}")
+        raise CalibrationError(
+            f"{path}: calibration version {data.get('version')}, this rtfuse reads {CALIB_VERSION}"
+        )
     try:
         h = np.array(data["homography"], dtype=np.float64)
     except (TypeError, ValueError):
@@ -102,8 +108,13 @@ class Aligner:
     resize / nothing for the identity). Pixels that the IR camera does not see are 0.
     """
 
-    def __init__(self, calib: Calibration | None, ir_size: tuple[int, int], vis_size: tuple[int, int],
-                 source: str = "calibration") -> None:
+    def __init__(
+        self,
+        calib: Calibration | None,
+        ir_size: tuple[int, int],
+        vis_size: tuple[int, int],
+        source: str = "calibration",
+    ) -> None:
         calib = calib or Calibration(np.eye(3))
         for name, want, got in (("IR", calib.ir_size, ir_size), ("visible", calib.vis_size, vis_size)):
             if want is not None and tuple(want) != tuple(got):
@@ -139,4 +150,6 @@ class Aligner:
         if self.mode == "resize":
             shrink = ir.shape[1] > self.vis_size[0]
             return cv2.resize(ir, self.vis_size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        return cv2.remap(ir, self._map1, self._map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return cv2.remap(
+            ir, self._map1, self._map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )

@@ -43,8 +43,9 @@ def integer(lo: int, hi: int | None = None) -> Callable[[str], int]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if v < lo or (hi is not None and v > hi):
-            raise argparse.ArgumentTypeError(f"{text} must be at least {lo}" + (f" and at most {hi}" if hi is not None
-                                                                                else ""))
+            raise argparse.ArgumentTypeError(
+                f"{text} must be at least {lo}" + (f" and at most {hi}" if hi is not None else "")
+            )
         return v
 
     return parse

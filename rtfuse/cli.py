@@ -29,16 +29,23 @@ def _add_backend_args(p: argparse.ArgumentParser) -> None:
     from rtfuse.fusion.registry import BACKENDS
 
     p.add_argument("--backend", default="lut", choices=BACKENDS, help="fusion backend (default: lut)")
-    p.add_argument("--weights", "--lut", dest="weights", type=Path,
-                   help="a LUT .npz (lut backends) or network .pt (student, teacher) instead of the shipped one")
+    p.add_argument(
+        "--weights",
+        "--lut",
+        dest="weights",
+        type=Path,
+        help="a LUT .npz (lut backends) or network .pt (student, teacher) instead of the shipped one",
+    )
 
 
 def _load(backend: str, weights: Path | None):
     from rtfuse.fusion.registry import load_fuser
 
     if backend == "teacher" and weights is None:
-        raise RtfuseError("the teacher backend needs its checkpoint: --weights runs/teacher/teacher.pt "
-                          "(train one with `rtfuse train teacher`; it is not shipped)")
+        raise RtfuseError(
+            "the teacher backend needs its checkpoint: --weights runs/teacher/teacher.pt "
+            "(train one with `rtfuse train teacher`; it is not shipped)"
+        )
     return load_fuser(backend, path=weights)
 
 
@@ -70,8 +77,9 @@ def cmd_fuse(args: argparse.Namespace) -> int:
         if ext.lower() not in IMAGE_EXTS:
             raise RtfuseError(f"--ext {args.ext}: not an image extension; use one of {', '.join(IMAGE_EXTS)}")
         check_writable_folder(out, "fused images", create=True)
-        report = fuse_folder(vis, ir, out, make_stage(args, _fuser(args), args.resize_ir), ext=args.ext,
-                             console=console)
+        report = fuse_folder(
+            vis, ir, out, make_stage(args, _fuser(args), args.resize_ir), ext=args.ext, console=console
+        )
         return 1 if report.failed else 0
     if vis.suffix.lower() in IMAGE_EXTS and ir.suffix.lower() in IMAGE_EXTS:
         check_writable_file(out, "fused image")
@@ -82,7 +90,14 @@ def cmd_fuse(args: argparse.Namespace) -> int:
 
 
 def _fuse_videos(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from rtfuse.runner import build, run_and_report, video_sink
 
@@ -90,8 +105,15 @@ def _fuse_videos(args: argparse.Namespace) -> int:
     pipe = build(args, args.vis, args.ir, [sink], _fuser(args))
     pipe.vis.open()  # fail early, before the progress bar, and learn the frame count
     pipe.ir.open()
-    columns = (TextColumn("fusing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]}"),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    columns = (
+        TextColumn("fusing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[fps]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
     progress = Progress(*columns, console=console, transient=False)
     task = progress.add_task("fuse", total=pipe.vis.frame_count, fps="")
     t0 = time.perf_counter()
@@ -101,8 +123,13 @@ def _fuse_videos(args: argparse.Namespace) -> int:
             progress.update(task, completed=n, fps=f"{n / (time.perf_counter() - t0):.0f} fps")
 
     pipe.on_frame = on_frame
-    report = run_and_report(pipe, console, "rtfuse fuse", display=progress,
-                            on_end=lambda r: progress.update(task, completed=r.stats.frames_out))
+    report = run_and_report(
+        pipe,
+        console,
+        "rtfuse fuse",
+        display=progress,
+        on_end=lambda r: progress.update(task, completed=r.stats.frames_out),
+    )
     return _stopped(report)
 
 
@@ -132,8 +159,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             note(console, f"window skipped: {why}")
     if not sinks:
         sinks.append(NullSink())
-    pipe = build(args, args.vis, args.ir, sinks, _fuser(args), count=args.synthetic_frames, size=args.size,
-                 realtime=args.realtime)
+    pipe = build(
+        args,
+        args.vis,
+        args.ir,
+        sinks,
+        _fuser(args),
+        count=args.synthetic_frames,
+        size=args.size,
+        realtime=args.realtime,
+    )
     if isinstance(sinks[0], NullSink):
         note(console, "no output: pass --out FILE.mp4 or --images-out DIR to keep the result")
     return _stopped(run_and_report(pipe, console, "rtfuse run"))
@@ -166,7 +201,9 @@ def _load_bench_fusers(args: argparse.Namespace) -> dict:
 
     unknown = [b for b in args.backends if b not in BACKENDS]
     if unknown:
-        raise RtfuseError(f"unknown backend(s) {', '.join(unknown)} in --backends; choose from {', '.join(BACKENDS)}")
+        raise RtfuseError(
+            f"unknown backend(s) {', '.join(unknown)} in --backends; choose from {', '.join(BACKENDS)}"
+        )
     fusers = {}
     for backend in args.backends:
         takes_weights = backend in SHIPPED_LUTS or backend == "teacher"
@@ -215,15 +252,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
             stats = report.stats
             d = stats.to_dict()
             ms = {k: v["median_ms"] for k, v in d["stages"].items()}
-            table.add_row(label, backend, str(stats.frames_out), f"{stats.fps:.0f}",
-                          *(f"{ms.get(k, float('nan')):.2f} ms" for k in ("read vis", "read ir", "align", "fuse")),
-                          f"{100 * stats.overhead_fraction():.1f} %")
+            table.add_row(
+                label,
+                backend,
+                str(stats.frames_out),
+                f"{stats.fps:.0f}",
+                *(f"{ms.get(k, float('nan')):.2f} ms" for k in ("read vis", "read ir", "align", "fuse")),
+                f"{100 * stats.overhead_fraction():.1f} %",
+            )
             results.append({"input": label, "backend": backend, **d})
         if interrupt.received():
             break
     console.print(table)
-    console.print("overhead: time the pipeline threads spend outside stages and blocked waits "
-                  "(queue hand-offs, copies, bookkeeping), as a share of the sum of stage times")
+    console.print(
+        "overhead: time the pipeline threads spend outside stages and blocked waits "
+        "(queue hand-offs, copies, bookkeeping), as a share of the sum of stage times"
+    )
     if args.json:
         from rtfuse.atomic import write_atomic
 
@@ -254,9 +298,22 @@ def _bench_live(args: argparse.Namespace) -> int:
     args.backends = args.backends[:1]
     fuser = _load_bench_fusers(args)[args.backends[0]]
     fuser(*SyntheticScene(w, h).render(0))  # compile / warm up before timing
-    table = Table(title=f"rtfuse bench --live: synthetic cameras {w}x{h}, backend {args.backends[0]}, null sink")
-    for col in ("camera fps", "frames", "out fps", "latency median", "latency p95", "budget", "vis dropped",
-                "IR superseded", "RSS start", "RSS @1000", "RSS end"):
+    table = Table(
+        title=f"rtfuse bench --live: synthetic cameras {w}x{h}, backend {args.backends[0]}, null sink"
+    )
+    for col in (
+        "camera fps",
+        "frames",
+        "out fps",
+        "latency median",
+        "latency p95",
+        "budget",
+        "vis dropped",
+        "IR superseded",
+        "RSS start",
+        "RSS @1000",
+        "RSS end",
+    ):
         table.add_column(col, justify="right")
     results = []
     for rate in args.rates:
@@ -274,16 +331,36 @@ def _bench_live(args: argparse.Namespace) -> int:
         d = stats.to_dict()
         budget = 1e3 / rate + d["stages"]["fuse"]["median_ms"]
         c = stats.counters
-        table.add_row(f"{rate:g}", str(stats.frames_out), f"{stats.fps:.1f}", f"{d['latency']['median_ms']:.1f} ms",
-                      f"{d['latency']['p95_ms']:.1f} ms", f"{budget:.1f} ms",
-                      str(c.get("dropped vis", 0) + c.get("dropped out", 0)), str(c.get("dropped ir", 0)),
-                      f"{rss0:.0f} MB", f"{rss_at.get(1000, float('nan')):.0f} MB", f"{rss1:.0f} MB")
-        results.append({"camera_fps": rate, "size": [w, h], "budget_ms": budget, "rss_start_mb": rss0,
-                        "rss_mb_every_1000": rss_at, "rss_end_mb": rss1, **d})
+        table.add_row(
+            f"{rate:g}",
+            str(stats.frames_out),
+            f"{stats.fps:.1f}",
+            f"{d['latency']['median_ms']:.1f} ms",
+            f"{d['latency']['p95_ms']:.1f} ms",
+            f"{budget:.1f} ms",
+            str(c.get("dropped vis", 0) + c.get("dropped out", 0)),
+            str(c.get("dropped ir", 0)),
+            f"{rss0:.0f} MB",
+            f"{rss_at.get(1000, float('nan')):.0f} MB",
+            f"{rss1:.0f} MB",
+        )
+        results.append(
+            {
+                "camera_fps": rate,
+                "size": [w, h],
+                "budget_ms": budget,
+                "rss_start_mb": rss0,
+                "rss_mb_every_1000": rss_at,
+                "rss_end_mb": rss1,
+                **d,
+            }
+        )
     console.print(table)
-    console.print("latency: capture timestamp to fused frame ready for display; budget: one visible frame "
-                  "period + the median fusion time; IR superseded: IR frames replaced by a newer one before any "
-                  "visible frame needed them (latest-frame-wins)")
+    console.print(
+        "latency: capture timestamp to fused frame ready for display; budget: one visible frame "
+        "period + the median fusion time; IR superseded: IR frames replaced by a newer one before any "
+        "visible frame needed them (latest-frame-wins)"
+    )
     if args.json:
         from rtfuse.atomic import write_atomic
 
@@ -300,16 +377,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
     refuse_same_outputs({"CSV": args.csv, "JSON": args.json})
     for path, what in ((args.csv, "CSV metrics"), (args.json, "JSON metrics")):
         if path is not None:
-            refuse_overwrite(path, {"visible": args.vis, "IR": args.ir, "fused": args.fused,
-                                    "reference": args.reference})
+            refuse_overwrite(
+                path, {"visible": args.vis, "IR": args.ir, "fused": args.fused, "reference": args.reference}
+            )
             check_writable_file(path, what)
     from rtfuse.runner import make_stage
 
     stage = make_stage(args, _fuser(args) if args.fused is None else None, resize_ir=False)
     with Progress(console=console, transient=True) as progress:
-        rows = evaluate_folder(Path(args.vis), Path(args.ir), args.fused, stage, args.reference, progress, args.split)
-    what = str(args.fused) if args.fused else f"backend {args.backend}" + (f" ({args.weights})" if args.weights else "")
-    Console(highlight=False, markup=False, emoji=False, width=200).print(table(rows, f"rtfuse eval: {what} on {len(rows) - 1} pairs", args.per_image))
+        rows = evaluate_folder(
+            Path(args.vis), Path(args.ir), args.fused, stage, args.reference, progress, args.split
+        )
+    what = (
+        str(args.fused)
+        if args.fused
+        else f"backend {args.backend}" + (f" ({args.weights})" if args.weights else "")
+    )
+    Console(highlight=False, markup=False, emoji=False, width=200).print(
+        table(rows, f"rtfuse eval: {what} on {len(rows) - 1} pairs", args.per_image)
+    )
     write(rows, args.csv, args.json)
     for p in (args.csv, args.json):
         if p:
@@ -334,10 +420,25 @@ def _train_config(args: argparse.Namespace):
 
         if not torch.cuda.is_available():
             raise RtfuseError("--device cuda: no CUDA device is available to torch here")
-    return TrainConfig(data=str(args.data), out=str(args.out), steps=args.steps, batch=args.batch, crop=args.crop,
-                       lr=args.lr, seed=args.seed, device=device, detail=args.detail, detail_edges=args.detail_edges,
-                       base_weight=args.base_weight, base_sigma=args.base_sigma, init=str(args.init or ""),
-                       dark=args.dark, ir_dark=args.ir_dark, ship=str(getattr(args, "ship", "") or ""), teacher=str(getattr(args, "teacher", "") or ""))
+    return TrainConfig(
+        data=str(args.data),
+        out=str(args.out),
+        steps=args.steps,
+        batch=args.batch,
+        crop=args.crop,
+        lr=args.lr,
+        seed=args.seed,
+        device=device,
+        detail=args.detail,
+        detail_edges=args.detail_edges,
+        base_weight=args.base_weight,
+        base_sigma=args.base_sigma,
+        init=str(args.init or ""),
+        dark=args.dark,
+        ir_dark=args.ir_dark,
+        ship=str(getattr(args, "ship", "") or ""),
+        teacher=str(getattr(args, "teacher", "") or ""),
+    )
 
 
 def cmd_train_teacher(args: argparse.Namespace) -> int:
@@ -358,10 +459,27 @@ def cmd_distill_lut(args: argparse.Namespace) -> int:
     from rtfuse.training.lutfit import LutFitConfig, fit_lut
 
     _torch_threads(args)
-    fit_lut(LutFitConfig(teacher=str(args.teacher), data=[str(d) for d in args.data], out=str(args.output), kind=args.kind,
-                         init=str(args.init or ""), steps=args.steps, batch=args.batch, crop=args.crop,
-                         bank=args.bank, dark=args.dark, ir_dark=args.ir_dark, w_grad=args.grad_weight, detail=args.detail, ctx_bins=args.context_bins, seed=args.seed,
-                         ckpt=str(args.ckpt or "")), console)
+    fit_lut(
+        LutFitConfig(
+            teacher=str(args.teacher),
+            data=[str(d) for d in args.data],
+            out=str(args.output),
+            kind=args.kind,
+            init=str(args.init or ""),
+            steps=args.steps,
+            batch=args.batch,
+            crop=args.crop,
+            bank=args.bank,
+            dark=args.dark,
+            ir_dark=args.ir_dark,
+            w_grad=args.grad_weight,
+            detail=args.detail,
+            ctx_bins=args.context_bins,
+            seed=args.seed,
+            ckpt=str(args.ckpt or ""),
+        ),
+        console,
+    )
     return 0
 
 
@@ -378,7 +496,10 @@ def cmd_lut_info(args: argparse.Namespace) -> int:
     t.add_row("state", Text.assemble(("UNTRAINED", "bold red"), " initial LUT") if m.untrained else "trained")
     t.add_row("table", " x ".join(f"{a}[{n}]" for a, n in zip(m.axes, m.table.shape)))
     t.add_row("ranges", ", ".join(f"{a} {lo:g}..{hi:g}" for a, (lo, hi) in zip(m.axes, m.ranges)))
-    t.add_row("context net", f"stride {m.ctx_stride}, layers " + " -> ".join(str(tuple(w.shape)) for w, _ in m.ctx_layers))
+    t.add_row(
+        "context net",
+        f"stride {m.ctx_stride}, layers " + " -> ".join(str(tuple(w.shape)) for w, _ in m.ctx_layers),
+    )
     for k, v in sorted(m.meta.items()):
         t.add_row(f"meta.{k}", str(v))
     Console(highlight=False, markup=False, emoji=False).print(t)
@@ -395,29 +516,61 @@ def cmd_lut_init(args: argparse.Namespace) -> int:
 
 
 def _training_args(q: argparse.ArgumentParser, steps: int, out: str) -> None:
-    q.add_argument("--data", type=Path, default=Path("../shared/data/roadscene"),
-                   help="folder with vis/ and ir/ registered pairs (a fixed 20 %% is held out)")
-    q.add_argument("--out", type=Path, default=Path(out), help="run folder: last.pt (resumable) and the result")
+    q.add_argument(
+        "--data",
+        type=Path,
+        default=Path("../shared/data/roadscene"),
+        help="folder with vis/ and ir/ registered pairs (a fixed 20 %% is held out)",
+    )
+    q.add_argument(
+        "--out", type=Path, default=Path(out), help="run folder: last.pt (resumable) and the result"
+    )
     q.add_argument("--steps", type=COUNT, default=steps, help=f"optimiser steps (default {steps})")
     q.add_argument("--batch", type=COUNT, default=8)
     q.add_argument("--crop", type=integer(16), default=128, help="square crop size (default 128)")
     q.add_argument("--lr", type=POSITIVE, default=5e-4)
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--detail", type=POSITIVE, default=1.3,
-                   help="gradient target = detail x the stronger source gradient (default 1.3)")
-    q.add_argument("--detail-edges", type=NON_NEGATIVE, default=0.0,
-                   help="apply --detail only where the stronger source's Sobel |Gx|+|Gy| (0..8) exceeds this")
-    q.add_argument("--base-weight", type=NON_NEGATIVE, default=0.0,
-                   help="weight of an L1 between the output's and the per-pixel max's base layers (Gaussian "
-                   "sigma --base-sigma): keeps region intensities a function of the sources (default 0)")
-    q.add_argument("--base-sigma", type=POSITIVE, default=4.0, help="Gaussian sigma of that base layer (default 4)")
-    q.add_argument("--dark", type=SHARE, default=0.0,
-                   help="share of crops with the visible darkened (gain 0.1-0.6), for night scenes (default 0)")
-    q.add_argument("--ir-dark", type=SHARE, default=0.0,
-                   help="share of crops with the IR darkened (gain 0.2-0.7), for cold scenes (default 0)")
-    q.add_argument("--init", type=Path, metavar="CKPT",
-                   help="start from this checkpoint's weights with a fresh optimiser and schedule "
-                   "(fine-tuning); ignored when --out already holds last.pt, which resumes")
+    q.add_argument(
+        "--detail",
+        type=POSITIVE,
+        default=1.3,
+        help="gradient target = detail x the stronger source gradient (default 1.3)",
+    )
+    q.add_argument(
+        "--detail-edges",
+        type=NON_NEGATIVE,
+        default=0.0,
+        help="apply --detail only where the stronger source's Sobel |Gx|+|Gy| (0..8) exceeds this",
+    )
+    q.add_argument(
+        "--base-weight",
+        type=NON_NEGATIVE,
+        default=0.0,
+        help="weight of an L1 between the output's and the per-pixel max's base layers (Gaussian "
+        "sigma --base-sigma): keeps region intensities a function of the sources (default 0)",
+    )
+    q.add_argument(
+        "--base-sigma", type=POSITIVE, default=4.0, help="Gaussian sigma of that base layer (default 4)"
+    )
+    q.add_argument(
+        "--dark",
+        type=SHARE,
+        default=0.0,
+        help="share of crops with the visible darkened (gain 0.1-0.6), for night scenes (default 0)",
+    )
+    q.add_argument(
+        "--ir-dark",
+        type=SHARE,
+        default=0.0,
+        help="share of crops with the IR darkened (gain 0.2-0.7), for cold scenes (default 0)",
+    )
+    q.add_argument(
+        "--init",
+        type=Path,
+        metavar="CKPT",
+        help="start from this checkpoint's weights with a fresh optimiser and schedule "
+        "(fine-tuning); ignored when --out already holds last.pt, which resumes",
+    )
     q.add_argument("--device", default="cpu", help="cpu or cuda")
     q.add_argument("--threads", type=COUNT, help="CPU threads for torch (default: all cores)")
 
@@ -433,10 +586,16 @@ def _add_fuse(sub) -> None:
         "unreadable files are reported.",
     )
     p.add_argument("--vis", required=True, help="visible video, image file or folder")
-    p.add_argument("--ir", required=True, help="infrared video, image file or folder (colour IR is converted to gray)")
-    p.add_argument("-o", "--output", required=True, help="output video (.mp4/.mkv/...), image file, or folder")
+    p.add_argument(
+        "--ir", required=True, help="infrared video, image file or folder (colour IR is converted to gray)"
+    )
+    p.add_argument(
+        "-o", "--output", required=True, help="output video (.mp4/.mkv/...), image file, or folder"
+    )
     p.add_argument("--ext", default=".png", help="output extension in folder mode (default .png)")
-    p.add_argument("--resize-ir", action="store_true", help="stills: resize IR to the visible size when they differ")
+    p.add_argument(
+        "--resize-ir", action="store_true", help="stills: resize IR to the visible size when they differ"
+    )
     _add_backend_args(p)
     add_source_args(p)
     add_stage_args(p)
@@ -459,10 +618,16 @@ def _add_run(sub) -> None:
     p.add_argument("--out", type=Path, help="record the fused stream to this video file")
     p.add_argument("--images-out", type=Path, help="write every fused frame as an image into this folder")
     p.add_argument("--no-display", action="store_true", help="no window")
-    p.add_argument("--save-dir", type=Path, default=Path("."), help="where window snapshots and recordings go")
+    p.add_argument(
+        "--save-dir", type=Path, default=Path("."), help="where window snapshots and recordings go"
+    )
     p.add_argument("--max-frames", type=COUNT, help="stop after this many fused frames")
-    p.add_argument("--size", type=size_arg, default=(640, 480), help="synthetic sources: frame size (default 640x480)")
-    p.add_argument("--synthetic-frames", type=COUNT, help="synthetic sources: number of frames (default endless)")
+    p.add_argument(
+        "--size", type=size_arg, default=(640, 480), help="synthetic sources: frame size (default 640x480)"
+    )
+    p.add_argument(
+        "--synthetic-frames", type=COUNT, help="synthetic sources: number of frames (default endless)"
+    )
     p.add_argument("--realtime", action="store_true", help="synthetic sources: pace frames at their fps")
     _add_backend_args(p)
     add_source_args(p)
@@ -474,9 +639,12 @@ def _add_run(sub) -> None:
 
 def _add_demo(sub) -> None:
     """`rtfuse demo`: a synthetic scene through the pipeline."""
-    p = sub.add_parser("demo", help="fuse a synthetic scene through the full pipeline (no camera or data needed)",
-                       description="Synthetic visible + IR through the whole pipeline. Opens a window when a "
-                       "display exists, otherwise writes demo_fused.mp4; prints the statistics.")
+    p = sub.add_parser(
+        "demo",
+        help="fuse a synthetic scene through the full pipeline (no camera or data needed)",
+        description="Synthetic visible + IR through the whole pipeline. Opens a window when a "
+        "display exists, otherwise writes demo_fused.mp4; prints the statistics.",
+    )
     p.add_argument("--size", type=size_arg, default=(640, 480), help="frame size WxH (default 640x480)")
     p.add_argument("--frames", type=COUNT, default=300, help="frames to fuse (default 300)")
     p.add_argument("--fps", type=FPS, default=DEFAULT_FPS, help=f"scene frame rate (default {DEFAULT_FPS:g})")
@@ -491,22 +659,42 @@ def _add_demo(sub) -> None:
 
 def _add_bench(sub) -> None:
     """`rtfuse bench`: the FPS harness."""
-    p = sub.add_parser("bench", help="FPS harness: the pipeline with the null sink over sizes and backends",
-                       description="Runs capture -> pair -> align -> fuse with the null sink on synthetic scenes "
-                       "(or on --vis/--ir) and reports per-stage median ms, end-to-end fps and pipeline overhead.")
+    p = sub.add_parser(
+        "bench",
+        help="FPS harness: the pipeline with the null sink over sizes and backends",
+        description="Runs capture -> pair -> align -> fuse with the null sink on synthetic scenes "
+        "(or on --vis/--ir) and reports per-stage median ms, end-to-end fps and pipeline overhead.",
+    )
     p.add_argument("--vis", metavar="SRC", help="visible source instead of synthetic scenes")
     p.add_argument("--ir", metavar="SRC", help="infrared source instead of synthetic scenes")
-    p.add_argument("--sizes", type=csv_of(size_arg),
-                   default=[(640, 480), (1280, 720), (1920, 1080)], help="comma-separated WxH list")
-    p.add_argument("--backends", type=csv_of(str), default=["lut", "lut3d", "blend"],
-                   help="comma-separated backends (default lut,lut3d,blend; lut is the 4d-detail table)")
+    p.add_argument(
+        "--sizes",
+        type=csv_of(size_arg),
+        default=[(640, 480), (1280, 720), (1920, 1080)],
+        help="comma-separated WxH list",
+    )
+    p.add_argument(
+        "--backends",
+        type=csv_of(str),
+        default=["lut", "lut3d", "blend"],
+        help="comma-separated backends (default lut,lut3d,blend; lut is the 4d-detail table)",
+    )
     p.add_argument("--frames", type=COUNT, default=300, help="frames per configuration (default 300)")
-    p.add_argument("--live", action="store_true",
-                   help="latency mode: real-time synthetic cameras at --rates, latest-frame-wins, RSS at start/end "
-                   "(uses the first of --sizes and --backends)")
-    p.add_argument("--rates", type=csv_of(FPS), default=[30.0, 60.0],
-                   help="camera frame rates for --live (default 30,60)")
-    p.add_argument("--weights", "--lut", dest="weights", type=Path, help="LUT .npz or network .pt for the backends")
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="latency mode: real-time synthetic cameras at --rates, latest-frame-wins, RSS at start/end "
+        "(uses the first of --sizes and --backends)",
+    )
+    p.add_argument(
+        "--rates",
+        type=csv_of(FPS),
+        default=[30.0, 60.0],
+        help="camera frame rates for --live (default 30,60)",
+    )
+    p.add_argument(
+        "--weights", "--lut", dest="weights", type=Path, help="LUT .npz or network .pt for the backends"
+    )
     p.add_argument("--json", type=Path, help="also write machine-readable results here")
     add_source_args(p)
     add_stage_args(p)
@@ -515,18 +703,25 @@ def _add_bench(sub) -> None:
 
 def _add_eval(sub) -> None:
     """`rtfuse eval`: fusion metrics over pairs."""
-    p = sub.add_parser("eval", help="fusion metrics (EN, SD, SF, AG, MI, SCD, VIF, Qabf, SSIM, CC, PSNR) over pairs",
-                       description="Metrics as the evaluator shared by recent papers computes them (see "
-                       "rtfuse/metrics.py). Pairs are matched by file stem; fused images come from --fused or "
-                       "are made with --backend. Also reports the visible-colour error (chroma) and, with "
-                       "--reference, PSNR against reference images (e.g. a teacher's outputs).")
+    p = sub.add_parser(
+        "eval",
+        help="fusion metrics (EN, SD, SF, AG, MI, SCD, VIF, Qabf, SSIM, CC, PSNR) over pairs",
+        description="Metrics as the evaluator shared by recent papers computes them (see "
+        "rtfuse/metrics.py). Pairs are matched by file stem; fused images come from --fused or "
+        "are made with --backend. Also reports the visible-colour error (chroma) and, with "
+        "--reference, PSNR against reference images (e.g. a teacher's outputs).",
+    )
     p.add_argument("--vis", required=True, type=Path, help="folder of visible images")
     p.add_argument("--ir", required=True, type=Path, help="folder of infrared images")
     p.add_argument("--fused", type=Path, help="folder of fused images to score (else --backend fuses them)")
     p.add_argument("--reference", type=Path, help="folder of reference images for PSNR")
     p.add_argument("--per-image", action="store_true", help="print every image, not only the mean")
-    p.add_argument("--split", choices=("all", "train", "heldout"), default="all",
-                   help="score only the fixed training or held-out split of the pairs (as used by rtfuse train)")
+    p.add_argument(
+        "--split",
+        choices=("all", "train", "heldout"),
+        default="all",
+        help="score only the fixed training or held-out split of the pairs (as used by rtfuse train)",
+    )
     p.add_argument("--csv", type=Path, help="write all rows as CSV")
     p.add_argument("--json", type=Path, help="write all rows as JSON")
     _add_backend_args(p)
@@ -538,53 +733,95 @@ def _add_train(sub) -> None:
     """`rtfuse train teacher`."""
     p = sub.add_parser("train", help="train the fusion teacher (needs the torch extra)")
     tsub = p.add_subparsers(dest="train_command", required=True, metavar="MODEL")
-    q = tsub.add_parser("teacher", help="unsupervised fusion teacher (~3 M parameters, degradation-conditioned)",
-                        description="Trains on random crops of the training split with the fusion losses (SSIM to "
-                        "both sources, L1 to the max intensity, L1 to the (detail x) max Sobel gradient, CbCr L1). "
-                        "Re-running with the same --out resumes from last.pt.")
+    q = tsub.add_parser(
+        "teacher",
+        help="unsupervised fusion teacher (~3 M parameters, degradation-conditioned)",
+        description="Trains on random crops of the training split with the fusion losses (SSIM to "
+        "both sources, L1 to the max intensity, L1 to the (detail x) max Sobel gradient, CbCr L1). "
+        "Re-running with the same --out resumes from last.pt.",
+    )
     _training_args(q, 4000, "runs/teacher")
     q.set_defaults(func=cmd_train_teacher)
 
 
 def _add_distill(sub) -> None:
     """`rtfuse distill student|lut`."""
-    p = sub.add_parser("distill", help="distill the teacher into the student or into LUTs (needs the torch extra)")
+    p = sub.add_parser(
+        "distill", help="distill the teacher into the student or into LUTs (needs the torch extra)"
+    )
     dsub = p.add_subparsers(dest="distill_command", required=True, metavar="TARGET")
-    q = dsub.add_parser("student", help="~10x smaller network without condition input (the student backend)",
-                        description="Feature loss (learned 1x1 projection of the bottleneck), output L1 to the "
-                        "teacher, and the base fusion loss. Resumable like train teacher.")
+    q = dsub.add_parser(
+        "student",
+        help="~10x smaller network without condition input (the student backend)",
+        description="Feature loss (learned 1x1 projection of the bottleneck), output L1 to the "
+        "teacher, and the base fusion loss. Resumable like train teacher.",
+    )
     _training_args(q, 2000, "runs/student")
     q.add_argument("--teacher", type=Path, required=True, help="teacher checkpoint (runs/teacher/teacher.pt)")
-    q.add_argument("--ship", type=Path, metavar="FILE.pt",
-                   help="also write the result with float16 weights (how rtfuse/weights/student.pt is made)")
+    q.add_argument(
+        "--ship",
+        type=Path,
+        metavar="FILE.pt",
+        help="also write the result with float16 weights (how rtfuse/weights/student.pt is made)",
+    )
     q.set_defaults(func=cmd_distill_student)
-    q = dsub.add_parser("lut", help="fit a 3-D or 4-D LUT and its context net to the teacher (the lut backends)",
-                        description="Fits the table and the context net through the PyTorch twin to the teacher's "
-                        "outputs on training crops (L1 + SSIM, monotonicity and TV regularisers) and exports the "
-                        ".npz the Numba kernel loads.")
+    q = dsub.add_parser(
+        "lut",
+        help="fit a 3-D or 4-D LUT and its context net to the teacher (the lut backends)",
+        description="Fits the table and the context net through the PyTorch twin to the teacher's "
+        "outputs on training crops (L1 + SSIM, monotonicity and TV regularisers) and exports the "
+        ".npz the Numba kernel loads.",
+    )
     q.add_argument("--teacher", type=Path, required=True, help="teacher checkpoint")
     q.add_argument("--kind", choices=tuple(KINDS), default="3d")
     q.add_argument("-o", "--output", type=Path, required=True, help="LUT .npz to write")
-    q.add_argument("--data", type=Path, nargs="+", default=[Path("../shared/data/roadscene")],
-                   help="one or more folders with vis/ and ir/ pairs; the training split of each is used "
-                   "(the teacher needs no labels, so any registered pairs help)")
+    q.add_argument(
+        "--data",
+        type=Path,
+        nargs="+",
+        default=[Path("../shared/data/roadscene")],
+        help="one or more folders with vis/ and ir/ pairs; the training split of each is used "
+        "(the teacher needs no labels, so any registered pairs help)",
+    )
     q.add_argument("--init", type=Path, help="start from this LUT (default: the analytic one)")
-    q.add_argument("--ckpt", type=Path, help="resumable state: re-running the command continues from it "
-                   "(default runs/lutfit/<output stem>.last.pt)")
-    q.add_argument("--context-bins", type=integer(2), default=8,
-                   help="nodes on the table's context axis when starting fresh (default 8)")
+    q.add_argument(
+        "--ckpt",
+        type=Path,
+        help="resumable state: re-running the command continues from it "
+        "(default runs/lutfit/<output stem>.last.pt)",
+    )
+    q.add_argument(
+        "--context-bins",
+        type=integer(2),
+        default=8,
+        help="nodes on the table's context axis when starting fresh (default 8)",
+    )
     q.add_argument("--steps", type=COUNT, default=1500)
     q.add_argument("--batch", type=COUNT, default=8)
     q.add_argument("--crop", type=integer(16), default=192)
     q.add_argument("--bank", type=COUNT, default=320, help="crops whose teacher outputs are computed once")
-    q.add_argument("--dark", type=SHARE, default=0.5, help="share of crops darkened to cover night scenes (default 0.5)")
-    q.add_argument("--grad-weight", type=NON_NEGATIVE, default=1.0,
-                   help="weight of the Sobel-gradient L1 to the teacher (keeps its detail; default 1.0)")
-    q.add_argument("--detail", type=POSITIVE, default=1.0,
-                   help="gradient target = detail x the teacher's Sobel gradient (> 1: the table adds local "
-                   "contrast the teacher lacks; default 1.0)")
-    q.add_argument("--ir-dark", type=SHARE, default=0.5,
-                   help="share of crops with the IR darkened (gain 0.2-0.7) to cover cold scenes (default 0.5)")
+    q.add_argument(
+        "--dark", type=SHARE, default=0.5, help="share of crops darkened to cover night scenes (default 0.5)"
+    )
+    q.add_argument(
+        "--grad-weight",
+        type=NON_NEGATIVE,
+        default=1.0,
+        help="weight of the Sobel-gradient L1 to the teacher (keeps its detail; default 1.0)",
+    )
+    q.add_argument(
+        "--detail",
+        type=POSITIVE,
+        default=1.0,
+        help="gradient target = detail x the teacher's Sobel gradient (> 1: the table adds local "
+        "contrast the teacher lacks; default 1.0)",
+    )
+    q.add_argument(
+        "--ir-dark",
+        type=SHARE,
+        default=0.5,
+        help="share of crops with the IR darkened (gain 0.2-0.7) to cover cold scenes (default 0.5)",
+    )
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--threads", type=COUNT, help="CPU threads for torch (default: all cores)")
     q.set_defaults(func=cmd_distill_lut)
@@ -619,12 +856,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.choices["calibrate"].set_defaults(func=cmd_calibrate)
     _add_lut(sub)
     for name in CONFIG_COMMANDS:
-        sub.choices[name].add_argument("--config", type=Path, metavar="FILE.yaml",
-                                       help="read options from YAML (keys are option names, e.g. backend: lut3d, "
-                                       "ir-agc: percentile); flags on the command line win")
+        sub.choices[name].add_argument(
+            "--config",
+            type=Path,
+            metavar="FILE.yaml",
+            help="read options from YAML (keys are option names, e.g. backend: lut3d, "
+            "ir-agc: percentile); flags on the command line win",
+        )
     return parser
-
-
 
 
 CONFIG_COMMANDS = ("fuse", "run", "demo", "bench")  # the commands that take --config
@@ -691,8 +930,11 @@ def _drop_camera_options(command: str, config: Path, tokens: list[str], rest: li
         return rest
     skipped = [t for t in from_config if t not in left]
     for t in skipped:
-        note(console, f"config {config}: {t.split('=')[0]} is a camera option of `rtfuse run`; "
-                      f"`rtfuse {command}` ignores it")
+        note(
+            console,
+            f"config {config}: {t.split('=')[0]} is a camera option of `rtfuse run`; "
+            f"`rtfuse {command}` ignores it",
+        )
     return [t for t in rest if t not in skipped]
 
 
@@ -710,8 +952,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
             rest = _drop_camera_options(argv[0], config, tokens, rest)
             unknown = [t.split("=")[0].lstrip("-") for t in rest if t in tokens]
             if unknown:
-                raise RtfuseError(f"config {config}: unknown option {unknown[0]!r} for `rtfuse {argv[0]}`; "
-                                  f"see `rtfuse {argv[0]} --help`")
+                raise RtfuseError(
+                    f"config {config}: unknown option {unknown[0]!r} for `rtfuse {argv[0]}`; "
+                    f"see `rtfuse {argv[0]} --help`"
+                )
             if rest:
                 parser.error(f"unrecognized arguments: {' '.join(rest)}")
             return args

@@ -20,10 +20,15 @@ from rtfuse.stage import FusionStage, as_stage
 COLUMNS = (*metrics.NAMES, "chroma", "PSNR")
 
 
-def evaluate_folder(vis_dir: Path, ir_dir: Path, fused_dir: Path | None = None,
-                    fuser: FusionStage | Fuser | None = None,
-                    reference_dir: Path | None = None, progress: Progress | None = None,
-                    split: str = "all") -> dict[str, dict[str, float]]:
+def evaluate_folder(
+    vis_dir: Path,
+    ir_dir: Path,
+    fused_dir: Path | None = None,
+    fuser: FusionStage | Fuser | None = None,
+    reference_dir: Path | None = None,
+    progress: Progress | None = None,
+    split: str = "all",
+) -> dict[str, dict[str, float]]:
     """Metrics per pair stem (plus ``"mean"``).
 
     Fused images come from ``fused_dir`` (matched by stem) or are made by ``fuser``, a fusion stage
@@ -51,7 +56,9 @@ def evaluate_folder(vis_dir: Path, ir_dir: Path, fused_dir: Path | None = None,
         vis, ir = stage.prepare(read_image(vis_files[stem]), read_image(ir_files[stem]))
         fused = read_vis(fused_files[stem]) if fused_dir is not None else stage.fuse(vis, ir)
         if fused.shape[:2] != vis.shape[:2] or ir.shape != vis.shape[:2]:
-            raise InputError(f"{stem}: fused {fused.shape[:2]}, visible {vis.shape[:2]} and IR {ir.shape} differ in size")
+            raise InputError(
+                f"{stem}: fused {fused.shape[:2]}, visible {vis.shape[:2]} and IR {ir.shape} differ in size"
+            )
         row = metrics.evaluate(fused, ir, vis)
         row["chroma"] = metrics.chroma_error(fused, vis)
         row["PSNR"] = metrics.psnr(fused, read_vis(ref_files[stem])) if stem in ref_files else float("nan")
@@ -69,7 +76,9 @@ def table(rows: dict[str, dict[str, float]], title: str, per_image: bool = False
         t.add_column(c, justify="right")
     for stem, r in rows.items():
         if per_image or stem == "mean":
-            t.add_row(stem, *(f"{r[c]:.3f}" if c not in ("SD", "SF", "PSNR") else f"{r[c]:.2f}" for c in COLUMNS))
+            t.add_row(
+                stem, *(f"{r[c]:.3f}" if c not in ("SD", "SF", "PSNR") else f"{r[c]:.2f}" for c in COLUMNS)
+            )
     return t
 
 

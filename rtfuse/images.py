@@ -57,7 +57,9 @@ def list_images(folder: str | os.PathLike) -> dict[str, Path]:
     for p in sorted(folder.iterdir()):
         if p.is_file() and p.suffix.lower() in IMAGE_EXTS:
             if p.stem in found:
-                raise InputError(f"{folder}: two images share the stem {p.stem!r} ({found[p.stem].name}, "
-                                 f"{p.name}); keep one of them in the folder")
+                raise InputError(
+                    f"{folder}: two images share the stem {p.stem!r} ({found[p.stem].name}, "
+                    f"{p.name}); keep one of them in the folder"
+                )
             found[p.stem] = p
     return found

@@ -33,8 +33,10 @@ def _handler(signum: int, frame) -> None:
     global _received
     if _received is not None:
         # Plain os.write: a handler may interrupt a half-printed line of rich's console.
-        os.write(2, f"\nrtfuse: {signal.Signals(signum).name} again; still finalising the output, please wait\n"
-                 .encode())
+        os.write(
+            2,
+            f"\nrtfuse: {signal.Signals(signum).name} again; still finalising the output, please wait\n".encode(),
+        )
         return
     _received = signum
     if _stop_events:

@@ -15,8 +15,14 @@ from rich.text import Text
 
 def make_console() -> Console:
     """stderr console; wide enough for the statistics tables when the output goes to a file or a pipe."""
-    return Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True,
-                   width=None if sys.stderr.isatty() else 160)
+    return Console(
+        stderr=True,
+        highlight=False,
+        markup=False,
+        emoji=False,
+        soft_wrap=True,
+        width=None if sys.stderr.isatty() else 160,
+    )
 
 
 def note(console: Console, text: str) -> None:

@@ -36,15 +36,23 @@ def read_gray(path: str | Path) -> np.ndarray:
 
 def _conv_same(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """scipy.signal.convolve2d(img, kernel, mode='same') with zero fill, for odd kernels."""
-    return cv2.filter2D(img.astype(np.float64), cv2.CV_64F, cv2.flip(kernel.astype(np.float64), -1),
-                        borderType=cv2.BORDER_CONSTANT)
+    return cv2.filter2D(
+        img.astype(np.float64),
+        cv2.CV_64F,
+        cv2.flip(kernel.astype(np.float64), -1),
+        borderType=cv2.BORDER_CONSTANT,
+    )
 
 
 def _conv_valid(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """scipy.signal.convolve2d(img, kernel, mode='valid') for odd square kernels."""
     r = kernel.shape[0] // 2
-    full = cv2.filter2D(img.astype(np.float64), cv2.CV_64F, cv2.flip(kernel.astype(np.float64), -1),
-                        borderType=cv2.BORDER_CONSTANT)
+    full = cv2.filter2D(
+        img.astype(np.float64),
+        cv2.CV_64F,
+        cv2.flip(kernel.astype(np.float64), -1),
+        borderType=cv2.BORDER_CONSTANT,
+    )
     return full[r : full.shape[0] - r, r : full.shape[1] - r]
 
 
@@ -223,8 +231,16 @@ def evaluate(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray) -> dict[str, fl
     if not (f.shape == a.shape == b.shape):
         raise InputError(f"fused {f.shape}, IR {a.shape} and visible {b.shape} must have the same size")
     return {
-        "EN": entropy(f), "SD": sd(f), "SF": sf(f), "AG": ag(f), "MI": mi(f, a, b), "SCD": scd(f, a, b),
-        "VIF": vif(f, a, b), "Qabf": qabf(f, a, b), "SSIM": ssim(f, a, b), "SSIM255": ssim(f, a, b, 255.0),
+        "EN": entropy(f),
+        "SD": sd(f),
+        "SF": sf(f),
+        "AG": ag(f),
+        "MI": mi(f, a, b),
+        "SCD": scd(f, a, b),
+        "VIF": vif(f, a, b),
+        "Qabf": qabf(f, a, b),
+        "SSIM": ssim(f, a, b),
+        "SSIM255": ssim(f, a, b, 255.0),
         "CC": cc(f, a, b),
     }
 

@@ -35,18 +35,22 @@ def refuse_overwrite(output: str | os.PathLike, inputs: dict[str, str | os.PathL
             path = path.parent
         for candidate in (out, partial_path(out)):
             if same_path(candidate, path):
-                raise InputError(f"the output {output} is the {label} input {path}: choose another output name; "
-                                 "rtfuse never writes over an input")
+                raise InputError(
+                    f"the output {output} is the {label} input {path}: choose another output name; "
+                    "rtfuse never writes over an input"
+                )
         if path.is_dir() and out.is_file() and same_path(out.parent, path):
-            raise InputError(f"the output {output} is a file in the {label} input folder {path}: choose another "
-                             "output name; rtfuse never writes over an input")
+            raise InputError(
+                f"the output {output} is a file in the {label} input folder {path}: choose another "
+                "output name; rtfuse never writes over an input"
+            )
 
 
 def refuse_same_outputs(outputs: dict[str, str | os.PathLike | None]) -> None:
     """Raise :class:`InputError` if two outputs (label -> path) are the same path."""
     given = [(label, p) for label, p in outputs.items() if p is not None]
     for k, (label_a, a) in enumerate(given):
-        for label_b, b in given[k + 1:]:
+        for label_b, b in given[k + 1 :]:
             if same_path(a, b):
                 raise InputError(f"the {label_a} and the {label_b} are the same path {a}: give each its own")
 

@@ -92,8 +92,10 @@ class Pipeline:
             # unrelated times. Play the recording in real time, stamped on the live clock.
             vis, ir = (RealtimeSource(s) if not s.live else s for s in (vis, ir))
             rec = vis if isinstance(vis, RealtimeSource) else ir
-            self.notes.append(f"{rec.inner.name} is played in real time (from its start) to pair with the live "
-                              f"{(ir if rec is vis else vis).name}; frames it cannot keep up with are dropped")
+            self.notes.append(
+                f"{rec.inner.name} is played in real time (from its start) to pair with the live "
+                f"{(ir if rec is vis else vis).name}; frames it cannot keep up with are dropped"
+            )
             self.vis, self.ir = vis, ir
         self.live = vis.live or ir.live
         if self.live:
@@ -203,9 +205,16 @@ class Pipeline:
             self._put(q, _END, clock)
             self.stats.overhead[f"read {role}"] = clock.overhead()
 
-    def _pairs_files(self, clock: _ThreadClock, tolerance: float) -> Iterator[tuple[Frame, Frame | None, str]]:
-        for v, i in pair_nearest(self._drain(self._q_vis, clock), self._drain(self._q_ir, clock), tolerance,
-                                 self.pairing, self.ir_offset):
+    def _pairs_files(
+        self, clock: _ThreadClock, tolerance: float
+    ) -> Iterator[tuple[Frame, Frame | None, str]]:
+        for v, i in pair_nearest(
+            self._drain(self._q_vis, clock),
+            self._drain(self._q_ir, clock),
+            tolerance,
+            self.pairing,
+            self.ir_offset,
+        ):
             yield v, i, ""
 
     def _pairs_live(self, clock: _ThreadClock, tolerance: float) -> Iterator[tuple[Frame, Frame | None, str]]:
@@ -217,8 +226,11 @@ class Pipeline:
         def vis_watchdog() -> None:
             quiet = time.monotonic() - last_vis
             if quiet > self.reconnect_timeout:
-                raise PipelineError(f"the visible source ({self.vis.name}) delivered no frame for {quiet:.1f} s "
-                                    f"(the reconnect timeout is {self.reconnect_timeout:g} s)", option="reconnect_timeout")
+                raise PipelineError(
+                    f"the visible source ({self.vis.name}) delivered no frame for {quiet:.1f} s "
+                    f"(the reconnect timeout is {self.reconnect_timeout:g} s)",
+                    option="reconnect_timeout",
+                )
 
         while True:
             v = self._get(self._q_vis, clock, vis_watchdog)
@@ -246,9 +258,11 @@ class Pipeline:
             if i is not None:
                 skew.add(abs(v.t - i.t))
             if pairer.latest is not None and v.t - pairer.latest.t > self.reconnect_timeout:
-                raise PipelineError(f"the IR source ({self.ir.name}) delivered no frame for "
-                                    f"{v.t - pairer.latest.t:.1f} s (the reconnect timeout is {self.reconnect_timeout:g} s)",
-                                    option="reconnect_timeout")
+                raise PipelineError(
+                    f"the IR source ({self.ir.name}) delivered no frame for "
+                    f"{v.t - pairer.latest.t:.1f} s (the reconnect timeout is {self.reconnect_timeout:g} s)",
+                    option="reconnect_timeout",
+                )
             if self.ir.status == "reconnecting":
                 status = f"IR camera reconnecting; {status or 'holding the last frame'}"
             if status:
@@ -277,7 +291,9 @@ class Pipeline:
                 st_pair.add(dt)
                 v, i, status = pair
                 step = "aligning"
-                vis, ir = self.stage.prepare(v.image, i.image if i is not None else None, i.index if i is not None else None)
+                vis, ir = self.stage.prepare(
+                    v.image, i.image if i is not None else None, i.index if i is not None else None
+                )
                 t2 = time.perf_counter()
                 st_align.add(t2 - t1)
                 step = "fusing"
@@ -347,7 +363,9 @@ class Pipeline:
             self._count_unread()
             self.stats.wall = time.perf_counter() - start
 
-    def _start_and_consume(self, report: RunReport, opened: list[Source], threads: list[threading.Thread]) -> None:
+    def _start_and_consume(
+        self, report: RunReport, opened: list[Source], threads: list[threading.Thread]
+    ) -> None:
         for src in (self.vis, self.ir):
             if self._finish.is_set():
                 return  # stopped (a signal) while a source was opening
@@ -363,8 +381,12 @@ class Pipeline:
         for sink in self.sinks:
             sink.open(self.vis.size, self.vis.fps or DEFAULT_FPS)
         threads += [
-            threading.Thread(target=self._capture, args=(self.vis, self._q_vis, "vis"), name="read-vis", daemon=True),
-            threading.Thread(target=self._capture, args=(self.ir, self._q_ir, "ir"), name="read-ir", daemon=True),
+            threading.Thread(
+                target=self._capture, args=(self.vis, self._q_vis, "vis"), name="read-vis", daemon=True
+            ),
+            threading.Thread(
+                target=self._capture, args=(self.ir, self._q_ir, "ir"), name="read-ir", daemon=True
+            ),
             threading.Thread(target=self._work, args=(tolerance,), name="fuse", daemon=True),
         ]
         for t in threads:

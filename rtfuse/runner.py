@@ -21,51 +21,86 @@ from rtfuse.sources import open_source
 from rtfuse.sources.base import DEFAULT_FPS
 from rtfuse.stage import FusionStage
 
-
 # Camera defaults: one definition, used by the options and by commands that have no camera options.
 CAMERA_DEFAULTS = {
     "cam_buffer": 1,  # frames in the driver's queue: 1 gives the lowest latency
     "ir_hold": 3.0,  # seconds a stalled IR is held: covers a Lepton's flat-field-correction freeze
     "reconnect_timeout": 10.0,  # seconds without frames before a camera is given up
-    "vis_size": None, "ir_size": None, "vis_fourcc": None, "ir_fourcc": None,
+    "vis_size": None,
+    "ir_size": None,
+    "vis_fourcc": None,
+    "ir_fourcc": None,
 }
 
 
 # Source defaults, for commands without the source options (demo): the same values as the options'.
-SOURCE_DEFAULTS = {"vis_fps": None, "ir_fps": None, "ir_offset": 0.0, "tolerance_ms": None, "seed": 0,
-                   "allow_truncated": False}
+SOURCE_DEFAULTS = {
+    "vis_fps": None,
+    "ir_fps": None,
+    "ir_offset": 0.0,
+    "tolerance_ms": None,
+    "seed": 0,
+    "allow_truncated": False,
+}
 
 
 def add_source_args(p: argparse.ArgumentParser) -> None:
     """How recorded or synthetic streams are read and paired (every command that reads two streams)."""
     g = p.add_argument_group("sources")
-    g.add_argument("--vis-fps", type=FPS, help=f"frame rate of an image-folder visible source (default {DEFAULT_FPS:g}), "
-                   "or the rate requested from a visible camera")
-    g.add_argument("--ir-fps", type=FPS, help=f"frame rate of an image-folder IR source (default {DEFAULT_FPS:g}), "
-                   "or the rate requested from an IR camera")
-    g.add_argument("--ir-offset", type=FINITE, default=SOURCE_DEFAULTS["ir_offset"],
-                   help="seconds added to IR timestamps before pairing")
-    g.add_argument("--tolerance-ms", type=POSITIVE,
-                   help="max |t_vis - t_ir| for a pair (default: half the slower stream's frame period)")
+    g.add_argument(
+        "--vis-fps",
+        type=FPS,
+        help=f"frame rate of an image-folder visible source (default {DEFAULT_FPS:g}), "
+        "or the rate requested from a visible camera",
+    )
+    g.add_argument(
+        "--ir-fps",
+        type=FPS,
+        help=f"frame rate of an image-folder IR source (default {DEFAULT_FPS:g}), "
+        "or the rate requested from an IR camera",
+    )
+    g.add_argument(
+        "--ir-offset",
+        type=FINITE,
+        default=SOURCE_DEFAULTS["ir_offset"],
+        help="seconds added to IR timestamps before pairing",
+    )
+    g.add_argument(
+        "--tolerance-ms",
+        type=POSITIVE,
+        help="max |t_vis - t_ir| for a pair (default: half the slower stream's frame period)",
+    )
     g.add_argument("--seed", type=int, default=SOURCE_DEFAULTS["seed"], help="synthetic scene seed")
-    g.add_argument("--allow-truncated", action="store_true",
-                   help="accept a video file cut short of the length its header declares (a warning, not an error)")
+    g.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="accept a video file cut short of the length its header declares (a warning, not an error)",
+    )
 
 
 def add_stage_args(p: argparse.ArgumentParser) -> None:
     """How a pair is prepared before fusion: the same for videos, cameras and stills (:mod:`rtfuse.stage`)."""
     g = p.add_argument_group("alignment and IR")
     g.add_argument("--calib", type=Path, help="calibration YAML mapping IR to visible (default: identity)")
-    g.add_argument("--ir-agc", default="percentile", type=_agc_arg,
-                   help="16-bit IR to 8-bit: percentile | minmax | fixed:LO:HI (default percentile, smoothed)")
+    g.add_argument(
+        "--ir-agc",
+        default="percentile",
+        type=_agc_arg,
+        help="16-bit IR to 8-bit: percentile | minmax | fixed:LO:HI (default percentile, smoothed)",
+    )
     g.add_argument("--clahe", action="store_true", help="add CLAHE local contrast to 16-bit IR after AGC")
 
 
 def make_stage(args: argparse.Namespace, fuser, resize_ir: bool = True) -> FusionStage:
     """The fusion stage the options describe: ``--calib``, ``--ir-agc``, ``--clahe``."""
     calib = load_calibration(args.calib) if args.calib else None
-    return FusionStage(fuser, calib=calib, agc=Agc(args.ir_agc, clahe=args.clahe),
-                       calib_name=str(args.calib or "calibration"), resize_ir=resize_ir)
+    return FusionStage(
+        fuser,
+        calib=calib,
+        agc=Agc(args.ir_agc, clahe=args.clahe),
+        calib_name=str(args.calib or "calibration"),
+        resize_ir=resize_ir,
+    )
 
 
 def add_camera_args(p: argparse.ArgumentParser) -> None:
@@ -76,14 +111,26 @@ def add_camera_args(p: argparse.ArgumentParser) -> None:
     c.add_argument("--ir-size", type=size_arg, help="size WxH requested from the IR camera (needed for Y16)")
     c.add_argument("--vis-fourcc", help="pixel format requested from the visible camera, e.g. MJPG or YUYV")
     c.add_argument("--ir-fourcc", help="pixel format requested from the IR camera; Y16 = raw 16-bit thermal")
-    c.add_argument("--cam-buffer", type=COUNT, default=d["cam_buffer"],
-                   help=f"driver buffer size in frames (default {d['cam_buffer']}: lowest latency)")
-    c.add_argument("--ir-hold", type=NON_NEGATIVE, default=d["ir_hold"],
-                   help=f"seconds a stalled IR keeps its last frame on screen (covers Lepton FFC freezes, "
-                   f"default {d['ir_hold']:g})")
-    c.add_argument("--reconnect-timeout", type=POSITIVE, default=d["reconnect_timeout"],
-                   help=f"seconds without frames before a camera is given up and the run ends "
-                   f"(default {d['reconnect_timeout']:g})")
+    c.add_argument(
+        "--cam-buffer",
+        type=COUNT,
+        default=d["cam_buffer"],
+        help=f"driver buffer size in frames (default {d['cam_buffer']}: lowest latency)",
+    )
+    c.add_argument(
+        "--ir-hold",
+        type=NON_NEGATIVE,
+        default=d["ir_hold"],
+        help=f"seconds a stalled IR keeps its last frame on screen (covers Lepton FFC freezes, "
+        f"default {d['ir_hold']:g})",
+    )
+    c.add_argument(
+        "--reconnect-timeout",
+        type=POSITIVE,
+        default=d["reconnect_timeout"],
+        help=f"seconds without frames before a camera is given up and the run ends "
+        f"(default {d['reconnect_timeout']:g})",
+    )
 
 
 def _agc_arg(text: str) -> str:
@@ -97,9 +144,15 @@ def _agc_arg(text: str) -> str:
 
 def add_output_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output")
-    g.add_argument("--codec", choices=("h264", "ffv1"), default="h264",
-                   help="h264 (yuv420p, default) or ffv1 (lossless; use .mkv or .mp4)")
-    g.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast: the encoder sets the pace)")
+    g.add_argument(
+        "--codec",
+        choices=("h264", "ffv1"),
+        default="h264",
+        help="h264 (yuv420p, default) or ffv1 (lossless; use .mkv or .mp4)",
+    )
+    g.add_argument(
+        "--preset", default="veryfast", help="x264 preset (default veryfast: the encoder sets the pace)"
+    )
     g.add_argument("--crf", type=int, default=20, help="x264 quality, 0 (lossless) .. 51 (default 20)")
 
 
@@ -115,23 +168,56 @@ def video_sink(path: Path, args: argparse.Namespace, console: Console | None = N
     return sink
 
 
-def build(args: argparse.Namespace, vis_spec: str, ir_spec: str, sinks: list[Sink], fuser, count: int | None = None,
-          size: tuple[int, int] = (640, 480), realtime: bool = False, on_frame=None) -> Pipeline:
+def build(
+    args: argparse.Namespace,
+    vis_spec: str,
+    ir_spec: str,
+    sinks: list[Sink],
+    fuser,
+    count: int | None = None,
+    size: tuple[int, int] = (640, 480),
+    realtime: bool = False,
+    on_frame=None,
+) -> Pipeline:
     cam = {k: getattr(args, k, v) for k, v in CAMERA_DEFAULTS.items()}
     src = {k: getattr(args, k, v) for k, v in SOURCE_DEFAULTS.items()}
-    common = dict(seed=src["seed"], count=count, size=size, realtime=realtime, buffer_size=cam["cam_buffer"],
-                  reconnect_timeout=cam["reconnect_timeout"], allow_truncated=src["allow_truncated"])
-    vis = open_source(vis_spec, "vis", fps=src["vis_fps"], camera_size=cam["vis_size"], fourcc=cam["vis_fourcc"],
-                      **common)
-    ir = open_source(ir_spec, "ir", fps=src["ir_fps"], camera_size=cam["ir_size"], fourcc=cam["ir_fourcc"], **common)
+    common = dict(
+        seed=src["seed"],
+        count=count,
+        size=size,
+        realtime=realtime,
+        buffer_size=cam["cam_buffer"],
+        reconnect_timeout=cam["reconnect_timeout"],
+        allow_truncated=src["allow_truncated"],
+    )
+    vis = open_source(
+        vis_spec, "vis", fps=src["vis_fps"], camera_size=cam["vis_size"], fourcc=cam["vis_fourcc"], **common
+    )
+    ir = open_source(
+        ir_spec, "ir", fps=src["ir_fps"], camera_size=cam["ir_size"], fourcc=cam["ir_fourcc"], **common
+    )
     tol = src["tolerance_ms"] / 1e3 if src["tolerance_ms"] is not None else None
-    return Pipeline(vis, ir, make_stage(args, fuser), sinks, tolerance=tol, ir_offset=src["ir_offset"],
-                    max_frames=getattr(args, "max_frames", None), on_frame=on_frame, hold=cam["ir_hold"],
-                    reconnect_timeout=cam["reconnect_timeout"])
+    return Pipeline(
+        vis,
+        ir,
+        make_stage(args, fuser),
+        sinks,
+        tolerance=tol,
+        ir_offset=src["ir_offset"],
+        max_frames=getattr(args, "max_frames", None),
+        on_frame=on_frame,
+        hold=cam["ir_hold"],
+        reconnect_timeout=cam["reconnect_timeout"],
+    )
 
 
-def run_and_report(pipe: Pipeline, console: Console, title: str, display: ContextManager | None = None,
-                   on_end: Callable[[RunReport], None] | None = None) -> RunReport:
+def run_and_report(
+    pipe: Pipeline,
+    console: Console,
+    title: str,
+    display: ContextManager | None = None,
+    on_end: Callable[[RunReport], None] | None = None,
+) -> RunReport:
     """Run ``pipe`` (inside ``display``, e.g. a progress bar) and print its summary.
 
     The summary (sources, statistics table, every frame not fused, the outputs finalised) is

@@ -36,8 +36,14 @@ class FusionStage:
     message that says so.
     """
 
-    def __init__(self, fuser: Fuser | None, calib: Calibration | None = None, agc: Agc | None = None,
-                 calib_name: str = "calibration", resize_ir: bool = True) -> None:
+    def __init__(
+        self,
+        fuser: Fuser | None,
+        calib: Calibration | None = None,
+        agc: Agc | None = None,
+        calib_name: str = "calibration",
+        resize_ir: bool = True,
+    ) -> None:
         self.fuser, self.calib, self.calib_name, self.resize_ir = fuser, calib, calib_name, resize_ir
         self.agc = agc or Agc()
         self._aligner: Aligner | None = None
@@ -52,14 +58,17 @@ class FusionStage:
         a = self._aligner
         if a is None or a.ir_size != ir_size or a.vis_size != vis_size:
             if self.calib is None and ir_size != vis_size and not self.resize_ir:
-                raise InputError(f"the visible image is {vis_size[0]}x{vis_size[1]} but the IR is "
-                                 f"{ir_size[0]}x{ir_size[1]} (WxH) and no calibration maps one onto the other; "
-                                 "give a calibration or let the IR be resized to the visible size")
+                raise InputError(
+                    f"the visible image is {vis_size[0]}x{vis_size[1]} but the IR is "
+                    f"{ir_size[0]}x{ir_size[1]} (WxH) and no calibration maps one onto the other; "
+                    "give a calibration or let the IR be resized to the visible size"
+                )
             a = self._aligner = Aligner(self.calib, ir_size, vis_size, self.calib_name)
         return a
 
-    def prepare(self, vis: np.ndarray, ir: np.ndarray | None, ir_key: Hashable | None = None
-                ) -> tuple[np.ndarray, np.ndarray | None]:
+    def prepare(
+        self, vis: np.ndarray, ir: np.ndarray | None, ir_key: Hashable | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """(visible uint8 BGR, IR uint8 aligned to it, or None). ``ir_key`` identifies the IR frame
         (e.g. its index): the same key again reuses the prepared frame (a slower IR camera)."""
         vis = to_vis_bgr(vis)
@@ -76,8 +85,9 @@ class FusionStage:
         """The fused frame of a prepared pair; the visible image alone when the IR is lost."""
         return self.fuser(vis, ir) if ir is not None else vis.copy()
 
-    def __call__(self, vis: np.ndarray, ir: np.ndarray | None, ir_key: Hashable | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def __call__(
+        self, vis: np.ndarray, ir: np.ndarray | None, ir_key: Hashable | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         vis, aligned = self.prepare(vis, ir, ir_key)
         fused = self.fuse(vis, aligned)
         return fused, vis, aligned if aligned is not None else np.zeros(vis.shape[:2], np.uint8)

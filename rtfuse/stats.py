@@ -30,9 +30,13 @@ class StageStats:
 
     def to_dict(self) -> dict:
         med = self.percentile(50)
-        return {"count": self.count, "median_ms": 1e3 * med, "p95_ms": 1e3 * self.percentile(95),
-                "mean_ms": 1e3 * self.total / self.count if self.count else float("nan"),
-                "capacity_fps": 1.0 / med if med > 0 else float("nan")}
+        return {
+            "count": self.count,
+            "median_ms": 1e3 * med,
+            "p95_ms": 1e3 * self.percentile(95),
+            "mean_ms": 1e3 * self.total / self.count if self.count else float("nan"),
+            "capacity_fps": 1.0 / med if med > 0 else float("nan"),
+        }
 
 
 class RunStats:
@@ -70,9 +74,13 @@ class RunStats:
 
     def to_dict(self) -> dict:
         return {
-            "frames": dict(self.counters), "wall_s": self.wall, "fps": self.fps,
+            "frames": dict(self.counters),
+            "wall_s": self.wall,
+            "fps": self.fps,
             "stages": {n: s.to_dict() for n, s in self.stages.items()},
-            "latency": self.latency.to_dict(), "skew": self.skew.to_dict(), "overhead_s": dict(self.overhead),
+            "latency": self.latency.to_dict(),
+            "skew": self.skew.to_dict(),
+            "overhead_s": dict(self.overhead),
             "overhead_fraction": self.overhead_fraction(),
         }
 

@@ -6,14 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
-from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from rtfuse.errors import InputError, RtfuseError
-from rtfuse.messages import make_console, warning
 from rtfuse.images import list_images, read_image, write_image
-from rtfuse.sync import PAIRING_RULE, pair_stems
+from rtfuse.messages import make_console, warning
 from rtfuse.stage import Fuser, FusionStage, as_stage
+from rtfuse.sync import PAIRING_RULE, pair_stems
 
 
 def _shown(path: Path) -> str:
@@ -33,7 +33,7 @@ def fuse_pair(vis_path: Path, ir_path: Path, out_path: Path, stage: FusionStage 
         raise InputError(
             f"visible {_shown(vis_path)} is {vis.shape[1]}x{vis.shape[0]} but IR {_shown(ir_path)} is "
             f"{ir.shape[1]}x{ir.shape[0]} (WxH); resample the IR to the visible size or give a calibration that maps it",
-            option="resize_ir"
+            option="resize_ir",
         )
     stage.reset()
     write_image(out_path, stage(vis, ir)[0])

@@ -50,17 +50,27 @@ class PairReport:
             out.append(f"{self.vis_before_ir} visible frame(s) before the IR stream starts were not fused")
         stopped = "the run stopped before the end"
         if self.vis_after_ir:
-            why = "were read but not fused: " + stopped if self.stopped_early else "after the IR stream ended were not fused"
+            why = (
+                "were read but not fused: " + stopped
+                if self.stopped_early
+                else "after the IR stream ended were not fused"
+            )
             out.append(f"{self.vis_after_ir} visible frame(s) {why}")
         if self.vis_in_gap:
             out.append(f"{self.vis_in_gap} visible frame(s) had no IR frame within the tolerance (gap in IR)")
         if self.ir_unused:
             out.append(f"{self.ir_unused} IR frame(s) were nearest to no visible frame")
         if self.ir_after_vis:
-            why = "were read but not used: " + stopped if self.stopped_early else "after the visible stream ended were not used"
+            why = (
+                "were read but not used: " + stopped
+                if self.stopped_early
+                else "after the visible stream ended were not used"
+            )
             out.append(f"{self.ir_after_vis} IR frame(s) {why}")
-        for role, n, why in (("visible", self.vis_unread, stopped if self.stopped_early else "the IR stream had ended"),
-                             ("IR", self.ir_unread, stopped if self.stopped_early else "the visible stream had ended")):
+        for role, n, why in (
+            ("visible", self.vis_unread, stopped if self.stopped_early else "the IR stream had ended"),
+            ("IR", self.ir_unread, stopped if self.stopped_early else "the visible stream had ended"),
+        ):
             if n is None:
                 out.append(f"the rest of the {role} stream (length unknown) was not used: {why}")
             elif n:
@@ -74,7 +84,10 @@ def _span(span: list[float], t: float) -> None:
 
 
 def pair_nearest(
-    vis: Iterator[Frame], ir: Iterator[Frame], tolerance: float, report: PairReport | None = None,
+    vis: Iterator[Frame],
+    ir: Iterator[Frame],
+    tolerance: float,
+    report: PairReport | None = None,
     ir_offset: float = 0.0,
 ) -> Iterator[tuple[Frame, Frame]]:
     """Give each visible frame the IR frame nearest in time, within ``tolerance`` seconds.
@@ -169,8 +182,9 @@ class LivePairer:
     status says so; after that the output is the visible image alone (status "IR lost").
     """
 
-    def __init__(self, tolerance: float, hold: float, report: PairReport | None = None,
-                 ir_offset: float = 0.0) -> None:
+    def __init__(
+        self, tolerance: float, hold: float, report: PairReport | None = None, ir_offset: float = 0.0
+    ) -> None:
         self.tolerance, self.hold, self.ir_offset = tolerance, hold, ir_offset
         self.report = report if report is not None else PairReport()
         self.latest: Frame | None = None
@@ -263,6 +277,7 @@ def pair_stems(vis: dict[str, Path], ir: dict[str, Path]) -> tuple[Pairs, list[s
     if exact:
         return {s: (vis[s], ir[s]) for s in exact}, sorted(set(vis) - set(ir)), sorted(set(ir) - set(vis))
     best: dict[str, tuple[str, str]] = {}  # name -> (vis stem, ir stem)
+
     def readings(stems: dict[str, Path], tags: tuple[str, ...]) -> list[dict[str, str]]:
         as_is = {s: s for s in stems}
         return ([as_is] if _distinct(as_is) else []) + _strippers(list(stems), tags)  # not if "A" and "a"
@@ -274,5 +289,8 @@ def pair_stems(vis: dict[str, Path], ir: dict[str, Path]) -> tuple[Pairs, list[s
             if len(found) > len(best):
                 best = found
     pairs = {name: (vis[v], ir[i]) for name, (v, i) in sorted(best.items())}
-    return (pairs, sorted(set(vis) - {v for v, _ in best.values()}),
-            sorted(set(ir) - {i for _, i in best.values()}))
+    return (
+        pairs,
+        sorted(set(vis) - {v for v, _ in best.values()}),
+        sorted(set(ir) - {i for _, i in best.values()}),
+    )

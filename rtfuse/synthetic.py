@@ -48,8 +48,9 @@ class SyntheticScene:
     ``render_ir16(i)`` gives the same IR as raw-like uint16 counts (for the 16-bit/AGC path).
     """
 
-    def __init__(self, width: int = 640, height: int = 480, seed: int = 0, fps: float = DEFAULT_FPS,
-                 n_targets: int = 5) -> None:
+    def __init__(
+        self, width: int = 640, height: int = 480, seed: int = 0, fps: float = DEFAULT_FPS, n_targets: int = 5
+    ) -> None:
         if width < 16 or height < 16:
             raise ValueError(f"synthetic scene needs at least 16x16 pixels, got {width}x{height}")
         if fps <= 0:
@@ -60,7 +61,9 @@ class SyntheticScene:
         horizon = int(h * 0.4)
         # Visible: sky gradient, textured ground, a few building blocks; dusk lighting (dim).
         vis = np.empty((h, w, 3), np.float32)
-        sky = np.linspace(0.55, 0.35, horizon, dtype=np.float32)[:, None, None] * np.array([200, 170, 140], np.float32)
+        sky = np.linspace(0.55, 0.35, horizon, dtype=np.float32)[:, None, None] * np.array(
+            [200, 170, 140], np.float32
+        )
         vis[:horizon] = sky
         tex = _smooth_noise(rng, h, w, 48, 3) * 0.6 + _smooth_noise(rng, h, w, 8, 3) * 0.4
         vis[horizon:] = (tex[horizon:] * np.array([90, 110, 100], np.float32)) + 30
@@ -113,7 +116,16 @@ class SyntheticScene:
         ir = self._ir_bg + self._noise[index % len(self._noise)]
         for tg, (x, y) in zip(self._targets, self._positions(index)):
             cv2.ellipse(ir, (x, y), (tg.rx, tg.ry), 0, 0, 360, tg.heat, -1, cv2.LINE_AA)
-            cv2.ellipse(ir, (x, y - tg.ry // 3), (max(tg.rx // 2, 1), max(tg.ry // 3, 1)), 0, 0, 360, min(tg.heat + 10, 255), -1)
+            cv2.ellipse(
+                ir,
+                (x, y - tg.ry // 3),
+                (max(tg.rx // 2, 1), max(tg.ry // 3, 1)),
+                0,
+                0,
+                360,
+                min(tg.heat + 10, 255),
+                -1,
+            )
         return ir
 
     def render(self, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -146,8 +158,16 @@ class SyntheticSource(Source):
     ``t = index / fps`` and frames come as fast as they are consumed, losslessly.
     """
 
-    def __init__(self, modality: str, width: int = 640, height: int = 480, fps: float = DEFAULT_FPS,
-                 seed: int = 0, count: int | None = None, realtime: bool = False) -> None:
+    def __init__(
+        self,
+        modality: str,
+        width: int = 640,
+        height: int = 480,
+        fps: float = DEFAULT_FPS,
+        seed: int = 0,
+        count: int | None = None,
+        realtime: bool = False,
+    ) -> None:
         if modality not in ("vis", "ir", "ir16"):
             raise ValueError(f"modality must be vis, ir or ir16, got {modality!r}")
         self.modality = modality

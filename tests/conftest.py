@@ -13,8 +13,13 @@ def run_cli(*args, cwd=REPO, timeout=300):
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "rtfuse._entry", *map(str, args)], cwd=cwd, capture_output=True,
-                       text=True, timeout=timeout)
+    r = subprocess.run(
+        [sys.executable, "-m", "rtfuse._entry", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return r.returncode, r.stdout + r.stderr
 
 

@@ -1,6 +1,5 @@
 """`rtfuse calibrate`: checkerboard, point pairs, automatic registration, preview, YAML round trip."""
 
-
 import cv2
 import numpy as np
 import pytest
@@ -25,6 +24,7 @@ def mean_transfer_error(H, H_ref, size):
 
 # ---------------------------------------------------------------- points
 
+
 def write_points(path, ir_pts, vis_pts, header=True):
     rows = ["x_ir,y_ir,x_vis,y_vis"] if header else []
     rows += [f"{a:.3f},{b:.3f},{c:.3f},{d:.3f}" for (a, b), (c, d) in zip(ir_pts, vis_pts)]
@@ -38,7 +38,9 @@ def test_points_recover_the_homography_and_flag_a_misclick(tmp_path, rng):
     csv = tmp_path / "pairs.csv"
     write_points(csv, ir_pts, vis_pts)
     out = tmp_path / "c.yaml"
-    code, text = run_cli("calibrate", "points", "--csv", csv, "--ir-size", "320x240", "--vis-size", "640x480", "-o", out)
+    code, text = run_cli(
+        "calibrate", "points", "--csv", csv, "--ir-size", "320x240", "--vis-size", "640x480", "-o", out
+    )
     assert code == 0, text
     assert "points 6 are far off" in text and "check this point" in text
     calib = load_calibration(out)
@@ -48,23 +50,33 @@ def test_points_recover_the_homography_and_flag_a_misclick(tmp_path, rng):
     # without the mis-click the fit is exact to the noise
     keep = np.arange(12) != 5
     write_points(csv, ir_pts[keep], vis_pts[keep], header=False)
-    assert run_cli("calibrate", "points", "--csv", csv, "--ir-size", "320x240", "--vis-size", "640x480", "-o", out)[0] == 0
+    assert (
+        run_cli(
+            "calibrate", "points", "--csv", csv, "--ir-size", "320x240", "--vis-size", "640x480", "-o", out
+        )[0]
+        == 0
+    )
     calib = load_calibration(out)
     assert mean_transfer_error(calib.homography, H_TRUE, (320, 240)) < 0.5
     assert calib.errors["rms"] < 0.3
 
 
-@pytest.mark.parametrize("content, match", [
-    ("x_ir,y_ir,x_vis,y_vis\n1,2,3,4\n5,6,7,8\n9,1,2,3\n", "needs at least 4"),
-    ("1,2,3,4\n5,6,7,8\n9,1,2,3\n4,5,six,7\n", "row 4"),
-    ("1,2,3\n", "row 1 has 3 values"),
-    ("0,0,0,0\n1,1,1,1\n2,2,2,2\n3,3,3,3\n", "do not determine a homography"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("x_ir,y_ir,x_vis,y_vis\n1,2,3,4\n5,6,7,8\n9,1,2,3\n", "needs at least 4"),
+        ("1,2,3,4\n5,6,7,8\n9,1,2,3\n4,5,six,7\n", "row 4"),
+        ("1,2,3\n", "row 1 has 3 values"),
+        ("0,0,0,0\n1,1,1,1\n2,2,2,2\n3,3,3,3\n", "do not determine a homography"),
+    ],
+)
 def test_points_bad_csv_is_one_clear_error_and_writes_nothing(tmp_path, content, match):
     csv = tmp_path / "p.csv"
     csv.write_text(content)
     out = tmp_path / "c.yaml"
-    code, text = run_cli("calibrate", "points", "--csv", csv, "--ir-size", "320x240", "--vis-size", "640x480", "-o", out)
+    code, text = run_cli(
+        "calibrate", "points", "--csv", csv, "--ir-size", "320x240", "--vis-size", "640x480", "-o", out
+    )
     assert code == 1 and match in text and "Traceback" not in text, text
     assert not out.exists()
 
@@ -72,8 +84,13 @@ def test_points_bad_csv_is_one_clear_error_and_writes_nothing(tmp_path, content,
 def test_unwritable_output_fails_first_with_one_message(tmp_path, rng):
     csv = tmp_path / "p.csv"
     write_points(csv, rng.uniform(0, 100, (5, 2)), rng.uniform(0, 100, (5, 2)))
-    for out in (["-o", tmp_path / "no" / "c.yaml"], ["-o", tmp_path / "c.yaml", "--preview", tmp_path / "no" / "p.png"]):
-        code, text = run_cli("calibrate", "points", "--csv", csv, "--ir-size", "320x240", "--vis-size", "640x480", *out)
+    for out in (
+        ["-o", tmp_path / "no" / "c.yaml"],
+        ["-o", tmp_path / "c.yaml", "--preview", tmp_path / "no" / "p.png"],
+    ):
+        code, text = run_cli(
+            "calibrate", "points", "--csv", csv, "--ir-size", "320x240", "--vis-size", "640x480", *out
+        )
         assert code == 1 and "does not exist" in text and "Traceback" not in text, text
     assert not (tmp_path / "c.yaml").exists()
 
@@ -87,6 +104,7 @@ def test_points_need_sizes(tmp_path, rng):
 
 # ---------------------------------------------------------------- checkerboard
 
+
 def board_image(cols=4, rows=6, square=40, margin=40):
     """White-bordered board with (cols+1) x (rows+1) squares, and its inner corners (pixels)."""
     h, w = (rows + 1) * square + 2 * margin, (cols + 1) * square + 2 * margin
@@ -94,9 +112,14 @@ def board_image(cols=4, rows=6, square=40, margin=40):
     for r in range(rows + 1):
         for c in range(cols + 1):
             if (r + c) % 2 == 0:
-                img[margin + r * square: margin + (r + 1) * square, margin + c * square: margin + (c + 1) * square] = 0
-    ys, xs = np.mgrid[1: rows + 1, 1: cols + 1]
-    corners = np.stack([margin + xs.ravel() * square - 0.5, margin + ys.ravel() * square - 0.5], 1).astype(np.float64)
+                img[
+                    margin + r * square : margin + (r + 1) * square,
+                    margin + c * square : margin + (c + 1) * square,
+                ] = 0
+    ys, xs = np.mgrid[1 : rows + 1, 1 : cols + 1]
+    corners = np.stack([margin + xs.ravel() * square - 0.5, margin + ys.ravel() * square - 0.5], 1).astype(
+        np.float64
+    )
     return img, corners
 
 
@@ -118,10 +141,12 @@ def render_pair(pose: np.ndarray):
     return ir, cv2.cvtColor(vis, cv2.COLOR_GRAY2BGR)
 
 
-POSES = [np.array([[1.0, 0.1, 170], [-0.05, 1.0, 40], [0, 0, 1]]),
-         np.array([[0.9, -0.15, 250], [0.12, 0.95, 30], [2e-4, 1e-4, 1]]),
-         np.array([[-1.0, 0, 470], [0, -1.0, 440], [0, 0, 1]]),  # the board upside down
-         np.array([[0.8, 0.0, 120], [0.0, 0.8, 90], [-1e-4, 0, 1]])]
+POSES = [
+    np.array([[1.0, 0.1, 170], [-0.05, 1.0, 40], [0, 0, 1]]),
+    np.array([[0.9, -0.15, 250], [0.12, 0.95, 30], [2e-4, 1e-4, 1]]),
+    np.array([[-1.0, 0, 470], [0, -1.0, 440], [0, 0, 1]]),  # the board upside down
+    np.array([[0.8, 0.0, 120], [0.0, 0.8, 90], [-1e-4, 0, 1]]),
+]
 
 
 def test_checkerboard_detects_inverted_pseudocolour_boards_and_fits(tmp_path):
@@ -134,8 +159,20 @@ def test_checkerboard_detects_inverted_pseudocolour_boards_and_fits(tmp_path):
     cv2.imwrite(str(tmp_path / "ir" / "thermal_00009.png"), np.full((240, 320, 3), 90, np.uint8))  # no board
     cv2.imwrite(str(tmp_path / "vis" / "cam_00009.png"), render_pair(POSES[0])[1])
     out, prev = tmp_path / "c.yaml", tmp_path / "preview.png"
-    code, text = run_cli("calibrate", "checkerboard", "--ir", tmp_path / "ir", "--vis", tmp_path / "vis",
-                         "--pattern", "4x6", "-o", out, "--preview", prev)
+    code, text = run_cli(
+        "calibrate",
+        "checkerboard",
+        "--ir",
+        tmp_path / "ir",
+        "--vis",
+        tmp_path / "vis",
+        "--pattern",
+        "4x6",
+        "-o",
+        out,
+        "--preview",
+        prev,
+    )
     assert code == 0, text
     calib = load_calibration(out)
     assert calib.method == "checkerboard" and calib.ir_size == (320, 240) and calib.vis_size == (640, 480)
@@ -171,7 +208,9 @@ def test_solve_resolves_corner_order_and_rejects_an_off_plane_board(rng):
         pairs.append(p)
     # a board held much closer: parallax makes it inconsistent with the common plane
     off = np.array([[0.45, 0, 70], [0, 0.45, 60], [0, 0, 1]])
-    pairs.append(PairResult("near", ir_pts=apply_h(off, corners), vis_pts=apply_h(H_TRUE, apply_h(off, corners)) + 9.0))
+    pairs.append(
+        PairResult("near", ir_pts=apply_h(off, corners), vis_pts=apply_h(H_TRUE, apply_h(off, corners)) + 9.0)
+    )
     H = solve(pairs, (4, 6))
     assert [p.order for p in pairs[:6]] == [0, 1, 0, 1, 0, 1]
     assert pairs[-1].rejected and not any(p.rejected for p in pairs[:6])
@@ -180,6 +219,7 @@ def test_solve_resolves_corner_order_and_rejects_an_off_plane_board(rng):
 
 
 # ---------------------------------------------------------------- auto
+
 
 def warped_pair(seed=3, size=(640, 480)):
     """Synthetic visible frame and an IR frame misaligned by a known homography H (IR -> visible)."""
@@ -206,7 +246,9 @@ def test_auto_refuses_unrelated_images_and_writes_nothing(tmp_path):
     cv2.imwrite(str(tmp_path / "v.png"), vis)
     cv2.imwrite(str(tmp_path / "i.png"), np.ascontiguousarray(ir[:, ::-1]))
     out = tmp_path / "c.yaml"
-    code, text = run_cli("calibrate", "auto", "--ir", tmp_path / "i.png", "--vis", tmp_path / "v.png", "-o", out)
+    code, text = run_cli(
+        "calibrate", "auto", "--ir", tmp_path / "i.png", "--vis", tmp_path / "v.png", "-o", out
+    )
     assert code == 1 and "Nothing written" in text and "Traceback" not in text, text
     assert not out.exists()
 
@@ -214,23 +256,48 @@ def test_auto_refuses_unrelated_images_and_writes_nothing(tmp_path):
 def test_auto_on_videos_uses_several_frames_and_the_yaml_drives_fuse(tmp_path):
     scene = SyntheticScene(320, 240, seed=5)
     c = (160.0, 120.0)
-    H = np.vstack([cv2.getRotationMatrix2D(c, -3.0, 0.97), [0, 0, 1]]) @ np.array([[1, 0, -8], [0, 1, 6], [0, 0, 1.0]])
+    H = np.vstack([cv2.getRotationMatrix2D(c, -3.0, 0.97), [0, 0, 1]]) @ np.array(
+        [[1, 0, -8], [0, 1, 6], [0, 0, 1.0]]
+    )
     vis = [scene.render_vis(i) for i in range(12)]
-    ir = [cv2.warpPerspective(scene.render_ir(i), H, (320, 240), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-          for i in range(12)]
+    ir = [
+        cv2.warpPerspective(scene.render_ir(i), H, (320, 240), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        for i in range(12)
+    ]
     write_video(tmp_path / "vis.mkv", vis, 30)
     write_video(tmp_path / "ir.mkv", [cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) for f in ir], 30)
     out = tmp_path / "c.yaml"
-    code, text = run_cli("calibrate", "auto", "--ir", tmp_path / "ir.mkv", "--vis", tmp_path / "vis.mkv",
-                         "--frames", "4", "-o", out, "--preview", tmp_path / "p.png")
+    code, text = run_cli(
+        "calibrate",
+        "auto",
+        "--ir",
+        tmp_path / "ir.mkv",
+        "--vis",
+        tmp_path / "vis.mkv",
+        "--frames",
+        "4",
+        "-o",
+        out,
+        "--preview",
+        tmp_path / "p.png",
+    )
     assert code == 0, text
     assert "registering 4 frame pairs" in text
     calib = load_calibration(out)
     assert calib.errors["frames"] == 4 and calib.method == "auto"
     assert mean_transfer_error(calib.homography, H, (320, 240)) < 1.0
     # the written file is what `fuse --calib` / `run --calib` load
-    code, text = run_cli("fuse", "--vis", tmp_path / "vis.mkv", "--ir", tmp_path / "ir.mkv", "--calib", out,
-                         "-o", tmp_path / "fused.mkv")
+    code, text = run_cli(
+        "fuse",
+        "--vis",
+        tmp_path / "vis.mkv",
+        "--ir",
+        tmp_path / "ir.mkv",
+        "--calib",
+        out,
+        "-o",
+        tmp_path / "fused.mkv",
+    )
     assert code == 0 and (tmp_path / "fused.mkv").stat().st_size > 0, text
 
 
@@ -248,19 +315,32 @@ def test_auto_mixed_inputs_and_bad_files_are_clear(tmp_path):
 
 
 def test_implausible_homographies_are_named():
-    assert "infinity" in implausibility(np.array([[1, 0, 0], [0, 1, 0], [-0.01, 0, 1.0]]), (640, 480), (640, 480))
+    assert "infinity" in implausibility(
+        np.array([[1, 0, 0], [0, 1, 0], [-0.01, 0, 1.0]]), (640, 480), (640, 480)
+    )
     assert "only" in implausibility(np.diag([0.05, 0.05, 1.0]), (640, 480), (640, 480))
     assert implausibility(H_TRUE, (320, 240), (640, 480)) is None
 
 
 # ---------------------------------------------------------------- real data
 
+
 @pytest.mark.slow  # ~20 s on 2 cores: 25 real pairs through the checkerboard search
 def test_real_checkerboard_zed_lepton(tmp_path):
     root = data_dir("calibration", "zed_lepton")
     out = tmp_path / "c.yaml"
-    code, text = run_cli("calibrate", "checkerboard", "--ir", root / "thermal", "--vis", root / "visible",
-                         "--pattern", "4x6", "-o", out)
+    code, text = run_cli(
+        "calibrate",
+        "checkerboard",
+        "--ir",
+        root / "thermal",
+        "--vis",
+        root / "visible",
+        "--pattern",
+        "4x6",
+        "-o",
+        out,
+    )
     assert code == 0, text
     calib = load_calibration(out)
     errors = calib.errors

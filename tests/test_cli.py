@@ -1,6 +1,5 @@
 """`rtfuse fuse` on stills and folders, `rtfuse demo`, `rtfuse lut`, and their error messages."""
 
-
 import cv2
 import numpy as np
 import pytest
@@ -26,7 +25,20 @@ def test_fuse_one_pair_matches_api(pair_dirs):
     import rtfuse
 
     out = pair_dirs / "out.png"
-    assert main(["fuse", "--vis", str(pair_dirs / "vis/f0.png"), "--ir", str(pair_dirs / "ir/f0.png"), "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "fuse",
+                "--vis",
+                str(pair_dirs / "vis/f0.png"),
+                "--ir",
+                str(pair_dirs / "ir/f0.png"),
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     vis = cv2.imread(str(pair_dirs / "vis/f0.png"))
     ir = cv2.imread(str(pair_dirs / "ir/f0.png"), cv2.IMREAD_GRAYSCALE)
     assert np.array_equal(cv2.imread(str(out)), rtfuse.load_fuser("lut")(vis, ir))
@@ -35,8 +47,17 @@ def test_fuse_one_pair_matches_api(pair_dirs):
 def test_fuse_folders_reports_unpaired(pair_dirs):
     cv2.imwrite(str(pair_dirs / "vis" / "lonely.png"), np.zeros((64, 96, 3), np.uint8))
     cv2.imwrite(str(pair_dirs / "ir" / "orphan.png"), np.zeros((64, 96), np.uint8))
-    code, text = run_cli("fuse", "--vis", pair_dirs / "vis", "--ir", pair_dirs / "ir", "-o", pair_dirs / "out",
-                         "--backend", "lut4d")
+    code, text = run_cli(
+        "fuse",
+        "--vis",
+        pair_dirs / "vis",
+        "--ir",
+        pair_dirs / "ir",
+        "-o",
+        pair_dirs / "out",
+        "--backend",
+        "lut4d",
+    )
     assert code == 0, text
     assert sorted(p.name for p in (pair_dirs / "out").iterdir()) == ["f0.png", "f1.png", "f2.png"]
     assert "lonely" in text and "orphan" in text and "unpaired" in text
@@ -44,7 +65,9 @@ def test_fuse_folders_reports_unpaired(pair_dirs):
 
 def test_folder_with_a_bad_pair_fuses_the_rest_and_fails(pair_dirs):
     (pair_dirs / "vis" / "f1.png").write_bytes(b"not a png")
-    code, text = run_cli("fuse", "--vis", pair_dirs / "vis", "--ir", pair_dirs / "ir", "-o", pair_dirs / "out")
+    code, text = run_cli(
+        "fuse", "--vis", pair_dirs / "vis", "--ir", pair_dirs / "ir", "-o", pair_dirs / "out"
+    )
     assert code == 1
     assert "failed f1" in text and "not a readable image" in text
     assert sorted(p.name for p in (pair_dirs / "out").iterdir()) == ["f0.png", "f2.png"]
@@ -56,11 +79,28 @@ def test_folder_with_a_bad_pair_fuses_the_rest_and_fails(pair_dirs):
         (lambda d: ["--vis", d / "nope.png", "--ir", d / "ir/f0.png", "-o", d / "o.png"], "no such file"),
         (lambda d: ["--vis", d / "vis", "--ir", d / "ir/f0.png", "-o", d / "o.png"], "both be"),
         (lambda d: ["--vis", d / "vis/f0.png", "--ir", d / "small.png", "-o", d / "o.png"], "--resize-ir"),
-        (lambda d: ["--vis", d / "vis/f0.png", "--ir", d / "junk.png", "-o", d / "o.png"], "not a readable image"),
+        (
+            lambda d: ["--vis", d / "vis/f0.png", "--ir", d / "junk.png", "-o", d / "o.png"],
+            "not a readable image",
+        ),
         (lambda d: ["--vis", d / "vis/f0.png", "--ir", d / "ir/f0.png", "-o", d / "o.xyz"], "extension"),
-        (lambda d: ["--vis", d / "vis/f0.png", "--ir", d / "ir/f0.png", "-o", d / "o.png", "--lut", d / "junk.png"],
-         "not a readable rtfuse LUT"),
-        (lambda d: ["--vis", d / "vis/f0.png", "--ir", d / "ir/f0.png", "-o", d / "nodir/o.png"], "does not exist; create it first"),
+        (
+            lambda d: [
+                "--vis",
+                d / "vis/f0.png",
+                "--ir",
+                d / "ir/f0.png",
+                "-o",
+                d / "o.png",
+                "--lut",
+                d / "junk.png",
+            ],
+            "not a readable rtfuse LUT",
+        ),
+        (
+            lambda d: ["--vis", d / "vis/f0.png", "--ir", d / "ir/f0.png", "-o", d / "nodir/o.png"],
+            "does not exist; create it first",
+        ),
     ],
 )
 def test_bad_inputs_get_one_clear_message(pair_dirs, make, match):
@@ -75,8 +115,16 @@ def test_bad_inputs_get_one_clear_message(pair_dirs, make, match):
 
 def test_resize_ir_fuses_mismatched_sizes(pair_dirs):
     cv2.imwrite(str(pair_dirs / "small.png"), np.full((32, 48), 200, np.uint8))
-    code, text = run_cli("fuse", "--vis", pair_dirs / "vis/f0.png", "--ir", pair_dirs / "small.png",
-                         "-o", pair_dirs / "o.jpg", "--resize-ir")
+    code, text = run_cli(
+        "fuse",
+        "--vis",
+        pair_dirs / "vis/f0.png",
+        "--ir",
+        pair_dirs / "small.png",
+        "-o",
+        pair_dirs / "o.jpg",
+        "--resize-ir",
+    )
     assert code == 0, text
     assert cv2.imread(str(pair_dirs / "o.jpg")).shape == (64, 96, 3)
 
@@ -85,7 +133,9 @@ def test_16bit_ir_still_is_stretched(pair_dirs):
     scene = SyntheticScene(96, 64, seed=1)
     cv2.imwrite(str(pair_dirs / "ir16.png"), scene.render_ir16(0))
     assert cv2.imread(str(pair_dirs / "ir16.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
-    code, text = run_cli("fuse", "--vis", pair_dirs / "vis/f0.png", "--ir", pair_dirs / "ir16.png", "-o", pair_dirs / "o.png")
+    code, text = run_cli(
+        "fuse", "--vis", pair_dirs / "vis/f0.png", "--ir", pair_dirs / "ir16.png", "-o", pair_dirs / "o.png"
+    )
     assert code == 0, text
 
 
@@ -105,6 +155,7 @@ def test_help_lists_commands():
 
 
 # Issue 11: one line per bad input, no traceback, never the advice to load a file unsafely.
+
 
 def _one_error_line(text: str) -> str:
     assert "Traceback" not in text, text
@@ -128,8 +179,19 @@ def test_network_backend_with_a_bad_checkpoint(pair_dirs, backend, bad):
     torch = pytest.importorskip("torch")
     torch.save({"arch": "student", "obj": NotAllowed()}, pair_dirs / "custom.pt")
     (pair_dirs / "text.pt").write_text("not a checkpoint\n")
-    code, text = run_cli("fuse", "--vis", pair_dirs / "vis/f0.png", "--ir", pair_dirs / "ir/f0.png",
-                         "-o", pair_dirs / "o.png", "--backend", backend, "--weights", pair_dirs / bad)
+    code, text = run_cli(
+        "fuse",
+        "--vis",
+        pair_dirs / "vis/f0.png",
+        "--ir",
+        pair_dirs / "ir/f0.png",
+        "-o",
+        pair_dirs / "o.png",
+        "--backend",
+        backend,
+        "--weights",
+        pair_dirs / bad,
+    )
     assert code == 1
     line = _one_error_line(text)
     assert bad in line
@@ -139,8 +201,17 @@ def test_network_backend_with_a_bad_checkpoint(pair_dirs, backend, bad):
 
 def test_text_file_as_lut_weights(pair_dirs):
     (pair_dirs / "text.npz").write_text("hello\n")
-    code, text = run_cli("fuse", "--vis", pair_dirs / "vis/f0.png", "--ir", pair_dirs / "ir/f0.png",
-                         "-o", pair_dirs / "o.png", "--weights", pair_dirs / "text.npz")
+    code, text = run_cli(
+        "fuse",
+        "--vis",
+        pair_dirs / "vis/f0.png",
+        "--ir",
+        pair_dirs / "ir/f0.png",
+        "-o",
+        pair_dirs / "o.png",
+        "--weights",
+        pair_dirs / "text.npz",
+    )
     assert code == 1
     assert "not a .npz archive (it is a text file)" in _one_error_line(text)
 

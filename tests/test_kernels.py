@@ -26,7 +26,9 @@ def _luma_of(vis):
 
 def test_luma_is_bt601():
     # Gray-ish colours so that vis - Y never clips and the luma can be read back exactly.
-    b, g, r = np.meshgrid(np.arange(100, 200, 3), np.arange(100, 200, 3), np.arange(100, 200, 3), indexing="ij")
+    b, g, r = np.meshgrid(
+        np.arange(100, 200, 3), np.arange(100, 200, 3), np.arange(100, 200, 3), indexing="ij"
+    )
     vis = np.stack([b, g, r], -1).reshape(-1, 34, 3).astype(np.uint8)
     y = _luma_of(vis)
     assert np.all(y == y[..., :1])
@@ -77,7 +79,9 @@ def test_context_stats_match_numpy(rng):
     y = np.floor(vis @ np.array([3735, 19235, 9798]) / 32768 + 0.5)
     padded = kernels.context_stats(vis, ir, s)
     assert padded.shape == (4, 8, 11)
-    np.testing.assert_array_equal(padded, np.pad(padded[:, 1:-1, 1:-1], ((0, 0), (1, 1), (1, 1)), mode="edge"))
+    np.testing.assert_array_equal(
+        padded, np.pad(padded[:, 1:-1, 1:-1], ((0, 0), (1, 1), (1, 1)), mode="edge")
+    )
     got = padded[:, 1:-1, 1:-1]
     for by in range(6):
         for bx in range(9):
@@ -108,7 +112,9 @@ def test_conv_matches_numpy_reference(rng):
     np.testing.assert_allclose(conv(2), 1 / (1 + np.exp(-ref)), atol=1e-5)
     w1 = rng.standard_normal((4, 3, 1, 1)).astype(np.float32)
     out1 = kernels.conv2d_replicate(xp, w1, b[:4], 0)[:, 1:-1, 1:-1]
-    np.testing.assert_allclose(out1, np.einsum("oc,chw->ohw", w1[:, :, 0, 0], x) + b[:4, None, None], atol=1e-4)
+    np.testing.assert_allclose(
+        out1, np.einsum("oc,chw->ohw", w1[:, :, 0, 0], x) + b[:4, None, None], atol=1e-4
+    )
 
 
 def test_context_is_low_resolution_and_bounded(rng):
@@ -133,8 +139,12 @@ def test_bake_reproduces_nodes_and_is_exact_between_them():
     py, pi = y * 16 / 255, i * 16 / 255
     y0, i0 = int(py), int(pi)
     wy, wi = py - y0, pi - i0
-    ref = ((1 - wy) * (1 - wi) * m.table[y0, i0] + wy * (1 - wi) * m.table[y0 + 1, i0]
-           + (1 - wy) * wi * m.table[y0, i0 + 1] + wy * wi * m.table[y0 + 1, i0 + 1])
+    ref = (
+        (1 - wy) * (1 - wi) * m.table[y0, i0]
+        + wy * (1 - wi) * m.table[y0 + 1, i0]
+        + (1 - wy) * wi * m.table[y0, i0 + 1]
+        + wy * wi * m.table[y0 + 1, i0 + 1]
+    )
     np.testing.assert_allclose(t[y, i] / (255 * 256), ref, atol=1 / (255 * 256))
 
 

@@ -30,6 +30,7 @@ def clip(tmp_path_factory):
 
 # -- camera source through the real cv2.VideoCapture code ---------------------------------------
 
+
 def test_camera_source_reads_through_videocapture(clip):
     cam = CameraSource(str(clip / "vis.mp4")).open()
     assert cam.live and cam.size == (96, 64)
@@ -41,7 +42,9 @@ def test_camera_source_reads_through_videocapture(clip):
             break
     cam.close()
     assert [f.index for f in frames] == list(range(10))
-    assert all(t_before - 1 <= f.t <= time.monotonic() for f in frames), "capture times on the monotonic clock"
+    assert all(t_before - 1 <= f.t <= time.monotonic() for f in frames), (
+        "capture times on the monotonic clock"
+    )
     assert frames[0].image.shape == (64, 96, 3)
 
 
@@ -78,8 +81,13 @@ def test_missing_device_lists_available_ones():
 
 def test_live_pipeline_on_opencv_captures(clip, tmp_path):
     out = tmp_path / "live.mkv"
-    pipe = Pipeline(CameraSource(str(clip / "vis.mp4")), CameraSource(str(clip / "ir.mp4")),
-                    rtfuse.load_fuser("lut"), [VideoSink(out, codec="ffv1")], max_frames=15)
+    pipe = Pipeline(
+        CameraSource(str(clip / "vis.mp4")),
+        CameraSource(str(clip / "ir.mp4")),
+        rtfuse.load_fuser("lut"),
+        [VideoSink(out, codec="ffv1")],
+        max_frames=15,
+    )
     report = pipe.run()
     # Files read as cameras run faster than real time; live output drops what the sink cannot take.
     out_n = report.stats.frames_out
@@ -89,6 +97,7 @@ def test_live_pipeline_on_opencv_captures(clip, tmp_path):
 
 
 # -- 16-bit thermal -----------------------------------------------------------------------------
+
 
 def test_y16_layouts_from_opencv():
     img = np.arange(12, dtype=np.uint16).reshape(3, 4) * 1000
@@ -102,8 +111,12 @@ def test_y16_layouts_from_opencv():
 
 
 def test_synthetic_16bit_ir_through_the_pipeline():
-    pipe = Pipeline(SyntheticSource("vis", 128, 96, count=20), SyntheticSource("ir16", 128, 96, count=20),
-                    rtfuse.load_fuser("lut"), [NullSink()])
+    pipe = Pipeline(
+        SyntheticSource("vis", 128, 96, count=20),
+        SyntheticSource("ir16", 128, 96, count=20),
+        rtfuse.load_fuser("lut"),
+        [NullSink()],
+    )
     assert pipe.run().stats.frames_out == 20
     lo, hi = pipe.stage.agc.limits()
     assert 7000 <= lo < hi <= 7000 + 24 * 256
@@ -119,7 +132,9 @@ def test_agc_smooths_limits_so_a_hot_object_does_not_pump():
     b = agc(hot)  # the hot object appears
     fresh = Agc("percentile", 1, 99, smoothing=0.0)(hot)
     # Background brightness barely changes with smoothing, but collapses without it.
-    assert abs(float(b[:30].mean()) - float(a[:30].mean())) < 0.5 * abs(float(fresh[:30].mean()) - float(a[:30].mean()))
+    assert abs(float(b[:30].mean()) - float(a[:30].mean())) < 0.5 * abs(
+        float(fresh[:30].mean()) - float(a[:30].mean())
+    )
 
 
 def test_agc_modes_and_errors():
@@ -137,6 +152,7 @@ def test_agc_modes_and_errors():
 
 
 # -- live pairing ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_live_pairing_9fps_ir_30fps_vis_with_jitter(seed):
@@ -178,6 +194,7 @@ def test_live_pairer_applies_the_ir_offset():
 
 # -- watchdog ----------------------------------------------------------------------------------
 
+
 class StallingIR(Source):
     """A live IR camera at ``fps`` that freezes for ``stall`` s after ``at`` frames (forever if None)."""
 
@@ -213,8 +230,15 @@ class Recorder(NullSink):
 
 def test_watchdog_holds_a_stalled_ir_and_recovers():
     sink = Recorder()
-    pipe = Pipeline(SyntheticSource("vis", 128, 96, fps=30, realtime=True), StallingIR(at=15, stall=1.0),
-                    rtfuse.load_fuser("lut"), [sink], max_frames=90, hold=3.0, reconnect_timeout=5.0)
+    pipe = Pipeline(
+        SyntheticSource("vis", 128, 96, fps=30, realtime=True),
+        StallingIR(at=15, stall=1.0),
+        rtfuse.load_fuser("lut"),
+        [sink],
+        max_frames=90,
+        hold=3.0,
+        reconnect_timeout=5.0,
+    )
     report = pipe.run()
     assert report.stats.frames_out == 90, "the visible stream keeps the output going during the stall"
     held = [s for s in sink.statuses if "holding the last frame" in s]
@@ -225,8 +249,14 @@ def test_watchdog_holds_a_stalled_ir_and_recovers():
 
 def test_watchdog_gives_up_after_the_reconnect_timeout_and_finalises(tmp_path):
     out = tmp_path / "o.mp4"
-    pipe = Pipeline(SyntheticSource("vis", 128, 96, fps=30, realtime=True), StallingIR(at=10, stall=None),
-                    rtfuse.load_fuser("lut"), [VideoSink(out)], hold=0.5, reconnect_timeout=1.5)
+    pipe = Pipeline(
+        SyntheticSource("vis", 128, 96, fps=30, realtime=True),
+        StallingIR(at=10, stall=None),
+        rtfuse.load_fuser("lut"),
+        [VideoSink(out)],
+        hold=0.5,
+        reconnect_timeout=1.5,
+    )
     t0 = time.monotonic()
     with pytest.raises(PipelineError, match="IR source .* delivered no frame for 1.[5-9] s"):
         pipe.run()
@@ -241,13 +271,19 @@ def test_stalled_visible_source_is_detected(tmp_path):
             for f in super().frames():
                 yield Frame(f.t, cv2.cvtColor(f.image, cv2.COLOR_GRAY2BGR), f.index)
 
-    pipe = Pipeline(StallingVis(at=5, stall=None), SyntheticSource("ir", 128, 96, fps=30, realtime=True),
-                    rtfuse.load_fuser("lut"), [NullSink()], reconnect_timeout=1.0)
+    pipe = Pipeline(
+        StallingVis(at=5, stall=None),
+        SyntheticSource("ir", 128, 96, fps=30, realtime=True),
+        rtfuse.load_fuser("lut"),
+        [NullSink()],
+        reconnect_timeout=1.0,
+    )
     with pytest.raises(PipelineError, match="visible source .* delivered no frame"):
         pipe.run()
 
 
 # -- window (composition, keys, snapshots; no display needed) ----------------------------------
+
 
 def test_window_views_colormaps_snapshots(tmp_path):
     from rtfuse.sinks.window import WindowSink
@@ -266,7 +302,9 @@ def test_window_views_colormaps_snapshots(tmp_path):
     w.handle_key(ord("c"), item, None)
     assert w.colormap == "jet" and not np.array_equal(w.compose(item), inferno)
     w.handle_key(ord("p"), item, None)
-    assert len(list(tmp_path.glob("snapshot_*_fused.png"))) == 1 and len(list(tmp_path.glob("snapshot_*"))) == 3
+    assert (
+        len(list(tmp_path.glob("snapshot_*_fused.png"))) == 1 and len(list(tmp_path.glob("snapshot_*"))) == 3
+    )
     w.hud = True
     plain = w.compose(item)
     warned = w.compose(Fused(0.0, 0, item.fused, vis, ir, time.monotonic(), "IR lost for 4.0 s"))

@@ -13,8 +13,14 @@ from rtfuse.errors import InputError, RtfuseError, SourceError
 from rtfuse.fusion.validate import check_pair
 from rtfuse.sync import PAIRING_RULE, pair_stems
 
-UNSAFE_ADVICE = ("weights_only=False", "weights_only` set to `False", "add_safe_globals", "safe_globals",
-                 "allow_pickle", "trust")
+UNSAFE_ADVICE = (
+    "weights_only=False",
+    "weights_only` set to `False",
+    "add_safe_globals",
+    "safe_globals",
+    "allow_pickle",
+    "trust",
+)
 
 
 def _one_line(e: BaseException) -> str:
@@ -25,6 +31,7 @@ def _one_line(e: BaseException) -> str:
 
 
 # --- visible / IR channel hints -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "vis_shape,hint",
@@ -54,6 +61,7 @@ def test_suggested_conversions_give_a_valid_input():
 
 # --- network checkpoints (student / teacher) ------------------------------------------------------
 
+
 class Custom:
     """A class torch's weights-only unpickler refuses."""
 
@@ -66,8 +74,10 @@ def bad_checkpoints(tmp_path):
     torch = pytest.importorskip("torch")
     from rtfuse.training.models import ARCHS
 
-    torch.save({"arch": "student", "model": ARCHS["student"]().state_dict(), "extra": Custom()},
-               tmp_path / "custom.pt")
+    torch.save(
+        {"arch": "student", "model": ARCHS["student"]().state_dict(), "extra": Custom()},
+        tmp_path / "custom.pt",
+    )
     (tmp_path / "text.pt").write_text("just some text\n")
     (tmp_path / "empty.pt").write_bytes(b"")
     np.savez(tmp_path / "lut.npz", a=np.zeros(2))
@@ -122,6 +132,7 @@ def test_teacher_hint_names_values_not_flags():
 
 # --- stream URLs ----------------------------------------------------------------------------------
 
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -154,6 +165,7 @@ def test_stream_that_never_answers_gives_up_after_the_open_timeout():
 
 
 # --- still pairs and folder pairing ---------------------------------------------------------------
+
 
 def _files(names):
     return {n: Path(f"{n}.png") for n in names}
@@ -235,5 +247,10 @@ def test_size_mismatch_names_which_side_is_which(tmp_path):
     cv2.imwrite(str(tmp_path / "vis" / "f0.png"), np.zeros((64, 96, 3), np.uint8))
     cv2.imwrite(str(tmp_path / "ir" / "f0.png"), np.zeros((32, 48), np.uint8))
     with pytest.raises(InputError) as info:
-        fuse_pair(tmp_path / "vis" / "f0.png", tmp_path / "ir" / "f0.png", tmp_path / "o.png", rtfuse.load_fuser("blend"))
+        fuse_pair(
+            tmp_path / "vis" / "f0.png",
+            tmp_path / "ir" / "f0.png",
+            tmp_path / "o.png",
+            rtfuse.load_fuser("blend"),
+        )
     assert _one_line(info.value).startswith("visible vis/f0.png is 96x64 but IR ir/f0.png is 48x32")

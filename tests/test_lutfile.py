@@ -19,7 +19,9 @@ def test_round_trip(tmp_path, kind):
     m2 = load_lut(tmp_path / "a.npz")
     assert m2.kind == kind and m2.axes == m.axes and m2.untrained
     assert np.array_equal(m2.table, m.table) and np.array_equal(m2.ranges, m.ranges)
-    assert all(np.array_equal(a, b) and np.array_equal(c, d) for (a, c), (b, d) in zip(m.ctx_layers, m2.ctx_layers))
+    assert all(
+        np.array_equal(a, b) and np.array_equal(c, d) for (a, c), (b, d) in zip(m.ctx_layers, m2.ctx_layers)
+    )
     assert not list(tmp_path.glob("*.part")) and not list(tmp_path.glob(".*.part"))
 
 
@@ -45,8 +47,13 @@ def test_registry_names_shipped_files():
 
 def _arrays(m):
     save = {
-        "format": np.array("rtfuse-lut"), "version": np.array(1), "table": m.table, "axes": np.array(m.axes),
-        "ranges": m.ranges, "ctx_stride": np.array(m.ctx_stride), "meta": np.array(json.dumps(m.meta)),
+        "format": np.array("rtfuse-lut"),
+        "version": np.array(1),
+        "table": m.table,
+        "axes": np.array(m.axes),
+        "ranges": m.ranges,
+        "ctx_stride": np.array(m.ctx_stride),
+        "meta": np.array(json.dumps(m.meta)),
     }
     for i, (w, b) in enumerate(m.ctx_layers):
         save[f"ctx_w{i}"], save[f"ctx_b{i}"] = w, b
@@ -81,7 +88,10 @@ def _write(tmp_path, **changes):
         ({"ctx_stride": np.array(7)}, "even"),
         ({"ctx_w0": np.zeros((8, 3, 3, 3), np.float32)}, "ctx_w0"),
         ({"ctx_b1": np.zeros(3, np.float32)}, "ctx_b1"),
-        ({"ctx_w0": None, "ctx_b0": None, "ctx_w1": None, "ctx_b1": None, "ctx_w2": None, "ctx_b2": None}, "no layers"),
+        (
+            {"ctx_w0": None, "ctx_b0": None, "ctx_w1": None, "ctx_b1": None, "ctx_w2": None, "ctx_b2": None},
+            "no layers",
+        ),
         ({"meta": np.array("{not json")}, "JSON"),
         ({"table": np.array(["a"] * 8)}, "dtype"),
     ],
@@ -136,6 +146,7 @@ def test_detail_axis_must_be_signed(tmp_path):
 # Issue 11: every bad file is one LutFormatError line that says what to do, never another
 # exception, and never numpy's advice to load with allow_pickle=True.
 
+
 def _shipped_arrays():
     with np.load(WEIGHTS_DIR / "lut3d.npz", allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
@@ -166,8 +177,9 @@ _WRONG = {
 }
 
 
-@pytest.mark.parametrize("field", ["format", "version", "ctx_stride", "meta", "axes", "table", "ranges",
-                                   "ctx_w0", "ctx_b0"])
+@pytest.mark.parametrize(
+    "field", ["format", "version", "ctx_stride", "meta", "axes", "table", "ranges", "ctx_w0", "ctx_b0"]
+)
 def test_fields_of_wrong_shape_or_dtype_are_one_clear_line(tmp_path, field):
     base = _shipped_arrays()
     for name, value in _WRONG.items():
@@ -255,7 +267,8 @@ def test_garbage_files_are_not_npz_and_never_unpickled(tmp_path):
         assert "rtfuse distill lut" in msg
     np.savez(tmp_path / "obj.npz", **{**_shipped_arrays(), "meta": np.array([_Evil()], dtype=object)})
     assert "array 'meta' holds Python objects (pickle), which rtfuse never loads" in _assert_one_clear_line(
-        tmp_path / "obj.npz")
+        tmp_path / "obj.npz"
+    )
     assert not _UNPICKLED
 
 

@@ -35,6 +35,7 @@ def parity(h=8, w=8, axis=0, level=10.0):
 
 # -- EN, SD, SF, AG: hand-computed --------------------------------------------------------------
 
+
 def test_entropy_by_hand():
     # Two levels, half the pixels each: -2 * 0.5 * log2(0.5) = 1 bit.
     assert metrics.entropy(tile([[0, 255], [255, 0]])) == pytest.approx(1.0, abs=1e-12)
@@ -90,6 +91,7 @@ def test_ag_by_hand():
 
 # -- MI, CC, SCD: hand-computed ------------------------------------------------------------------
 
+
 def test_mi_by_hand():
     rows, cols = parity(axis=0), parity(axis=1)
     # Identical two-level images, half each: MI(X, X) = H(X) = ln 2 nats; twice for F vs A and F vs B.
@@ -128,6 +130,7 @@ def test_scd_by_hand():
 
 
 # -- SSIM, VIF, Qabf, PSNR: hand-computed cases and defining properties ---------------------------
+
 
 @pytest.mark.parametrize("data_range", [2.0, 255.0])
 def test_ssim_by_hand(data_range):
@@ -242,8 +245,10 @@ def set_means():
                     row |= {fn: getattr(metrics, fn)(f, a, b) for fn in ("mi", "scd", "vif", "qabf", "ssim")}
                     rows[k].append(row)
             names = dict(zip(PUBLISHED_COLUMNS, ("entropy", "sd", "sf", "mi", "scd", "vif", "qabf", "ssim")))
-            cache[name] = {k: {col: float(np.mean([r[fn] for r in v])) for col, fn in names.items()}
-                           for k, v in rows.items()}
+            cache[name] = {
+                k: {col: float(np.mean([r[fn] for r in v])) for col, fn in names.items()}
+                for k, v in rows.items()
+            }
         return cache[name]
 
     return get
@@ -264,6 +269,7 @@ def test_published_rows_are_reproduced(set_means, dataset, method):
 
 
 # -- cross-checks against the evaluator's libraries (dev extra) -----------------------------------
+
 
 @pytest.fixture(scope="module")
 def triples():
@@ -309,11 +315,13 @@ def test_convolutions_match_scipy():
     img = rng.uniform(0, 255, (23, 31))
     asym = rng.normal(size=(3, 3))  # not symmetric: a missing kernel flip would show
     for k in (asym, metrics._SOBEL_X, metrics._SOBEL_Y):
-        np.testing.assert_allclose(metrics._conv_same(img, k), scipy_signal.convolve2d(img, k, mode="same"),
-                                   rtol=1e-10, atol=1e-9)
+        np.testing.assert_allclose(
+            metrics._conv_same(img, k), scipy_signal.convolve2d(img, k, mode="same"), rtol=1e-10, atol=1e-9
+        )
     for k in (asym, rng.uniform(size=(5, 5)), rng.uniform(size=(9, 9))):
-        np.testing.assert_allclose(metrics._conv_valid(img, k), scipy_signal.convolve2d(img, k, mode="valid"),
-                                   rtol=1e-10, atol=1e-9)
+        np.testing.assert_allclose(
+            metrics._conv_valid(img, k), scipy_signal.convolve2d(img, k, mode="valid"), rtol=1e-10, atol=1e-9
+        )
 
 
 def test_eval_cli_fused_folder_equals_backend(tmp_path):
@@ -333,16 +341,53 @@ def test_eval_cli_fused_folder_equals_backend(tmp_path):
         cv2.imwrite(str(tmp_path / "ir" / f"p{i}.png"), ir)
 
     def cli(*args):
-        r = subprocess.run([sys.executable, "-m", "rtfuse.cli", *map(str, args)], cwd=REPO, capture_output=True,
-                           text=True, timeout=300)
+        r = subprocess.run(
+            [sys.executable, "-m", "rtfuse.cli", *map(str, args)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert r.returncode == 0, r.stderr
         return r
 
-    cli("fuse", "--vis", tmp_path / "vis", "--ir", tmp_path / "ir", "-o", tmp_path / "fused", "--backend", "lut4d")
-    cli("eval", "--vis", tmp_path / "vis", "--ir", tmp_path / "ir", "--backend", "lut4d", "--json", tmp_path / "a.json",
-        "--csv", tmp_path / "a.csv")
-    cli("eval", "--vis", tmp_path / "vis", "--ir", tmp_path / "ir", "--fused", tmp_path / "fused",
-        "--reference", tmp_path / "fused", "--json", tmp_path / "b.json")
+    cli(
+        "fuse",
+        "--vis",
+        tmp_path / "vis",
+        "--ir",
+        tmp_path / "ir",
+        "-o",
+        tmp_path / "fused",
+        "--backend",
+        "lut4d",
+    )
+    cli(
+        "eval",
+        "--vis",
+        tmp_path / "vis",
+        "--ir",
+        tmp_path / "ir",
+        "--backend",
+        "lut4d",
+        "--json",
+        tmp_path / "a.json",
+        "--csv",
+        tmp_path / "a.csv",
+    )
+    cli(
+        "eval",
+        "--vis",
+        tmp_path / "vis",
+        "--ir",
+        tmp_path / "ir",
+        "--fused",
+        tmp_path / "fused",
+        "--reference",
+        tmp_path / "fused",
+        "--json",
+        tmp_path / "b.json",
+    )
     a, b = json.loads((tmp_path / "a.json").read_text()), json.loads((tmp_path / "b.json").read_text())
     for k in metrics.NAMES:
         assert a["mean"][k] == pytest.approx(b["mean"][k], rel=1e-9)

@@ -16,7 +16,9 @@ for k in [k for k in sys.modules if k == "torch" or k.startswith("torch.")]:
     del sys.modules[k]
 """
 
-SCRIPT = BLOCK_TORCH + """
+SCRIPT = (
+    BLOCK_TORCH
+    + """
 try:
     import torch
 except ModuleNotFoundError:
@@ -50,20 +52,28 @@ else:
 assert "torch" not in sys.modules
 print("OK")
 """
+)
 
 
 def test_lut_backend_without_torch():
-    r = subprocess.run([sys.executable, "-c", SCRIPT], check=False, cwd=REPO, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", SCRIPT], check=False, cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().endswith("OK")
 
 
 def test_twin_import_without_torch_says_what_to_install():
-    script = BLOCK_TORCH + """
+    script = (
+        BLOCK_TORCH
+        + """
 try:
     import rtfuse.fusion.twin
 except ModuleNotFoundError as e:
     print("refused:", e)
 """
-    r = subprocess.run([sys.executable, "-c", script], check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", script], check=False, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert "refused" in r.stdout and "rtfuse[torch]" in r.stdout

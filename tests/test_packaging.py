@@ -50,8 +50,9 @@ for name in (*SHIPPED_LUTS, "blend"):
 assert main(["lut", "info", str(WEIGHTS_DIR / "lut3d_untrained.npz")]) == 0
 print("OK")
 """
-    r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_env(), capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().endswith("OK")
 
@@ -60,8 +61,14 @@ def test_environment_override_still_wins(tmp_path):
     # An untrained table under a shipped name tells which folder was read.
     shutil.copy(resources.files("rtfuse") / "weights" / "lut3d_untrained.npz", tmp_path / "lut3d.npz")
     script = "import rtfuse; assert rtfuse.load_fuser('lut3d').model.untrained; print('OK')"
-    r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_env(RTFUSE_WEIGHTS=str(tmp_path)),
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=_env(RTFUSE_WEIGHTS=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0 and r.stdout.strip() == "OK", r.stderr
 
 
@@ -83,8 +90,9 @@ def test_wheel_carries_the_weights(tmp_path):
     pkg = Path(rtfuse.__file__).parent
     shutil.copytree(pkg, src / "rtfuse", ignore=shutil.ignore_patterns("__pycache__"))
     build = "import setuptools.build_meta as b; print(b.build_wheel('dist'))"
-    r = subprocess.run([sys.executable, "-c", build], cwd=src, env=_env(), capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", build], cwd=src, env=_env(), capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     wheel = src / "dist" / r.stdout.strip().splitlines()[-1]
     members = set(zipfile.ZipFile(wheel).namelist())

@@ -65,7 +65,9 @@ def test_real_pair_fuses_151_frames_at_30fps(tmp_path):
     if not (VIDEO / "0111_1716_vis.mp4").is_file():
         pytest.skip(f"real video absent under {VIDEO}")
     out = tmp_path / "fused.mp4"
-    code, text = run_cli("fuse", "--vis", VIDEO / "0111_1716_vis.mp4", "--ir", VIDEO / "0111_1716_ir.mp4", "-o", out)
+    code, text = run_cli(
+        "fuse", "--vis", VIDEO / "0111_1716_vis.mp4", "--ir", VIDEO / "0111_1716_ir.mp4", "-o", out
+    )
     assert code == 0, text
     frames, fps, ts = read_video(out)
     assert len(frames) == 151 and fps == 30.0
@@ -79,8 +81,19 @@ def test_real_pair_fuses_151_frames_at_30fps(tmp_path):
 
 def test_ffv1_output_equals_fuser_on_decoded_inputs(clips, tmp_path):
     out = tmp_path / "fused.mkv"
-    code, text = run_cli("fuse", "--vis", clips["vis_avi"], "--ir", clips["ir30"], "-o", out,
-                         "--codec", "ffv1", "--backend", "lut4d")
+    code, text = run_cli(
+        "fuse",
+        "--vis",
+        clips["vis_avi"],
+        "--ir",
+        clips["ir30"],
+        "-o",
+        out,
+        "--codec",
+        "ffv1",
+        "--backend",
+        "lut4d",
+    )
     assert code == 0, text
     got, fps, _ = read_video(out)
     vis, _, _ = read_video(clips["vis_avi"])
@@ -133,8 +146,12 @@ class _FailingFuser:
 @pytest.mark.parametrize("codec,ext", [("h264", ".mp4"), ("ffv1", ".mkv")])
 def test_exception_mid_run_leaves_a_playable_file(clips, tmp_path, codec, ext):
     out = tmp_path / f"fused{ext}"
-    pipe = Pipeline(open_source(str(clips["vis"]), "vis"), open_source(str(clips["ir30"]), "ir"),
-                    _FailingFuser(20), [VideoSink(out, codec=codec)])
+    pipe = Pipeline(
+        open_source(str(clips["vis"]), "vis"),
+        open_source(str(clips["ir30"]), "ir"),
+        _FailingFuser(20),
+        [VideoSink(out, codec=codec)],
+    )
     with pytest.raises(PipelineError, match="fusing failed: RuntimeError: injected failure"):
         pipe.run()
     frames, fps, _ = read_video(out)
@@ -150,8 +167,12 @@ def test_errors_in_a_sink_stop_the_run(clips, tmp_path):
                 raise OSError("disk full")
             return True
 
-    pipe = Pipeline(open_source(str(clips["vis"]), "vis"), open_source(str(clips["ir30"]), "ir"),
-                    rtfuse.load_fuser("blend"), [Broken()])
+    pipe = Pipeline(
+        open_source(str(clips["vis"]), "vis"),
+        open_source(str(clips["ir30"]), "ir"),
+        rtfuse.load_fuser("blend"),
+        [Broken()],
+    )
     t0 = time.monotonic()
     with pytest.raises(PipelineError, match="writing to null failed: OSError: disk full"):
         pipe.run()
@@ -203,8 +224,20 @@ def test_source_errors_are_raised_before_threads_start(tmp_path):
 
 
 def test_synthetic_run_to_image_folder_and_video(tmp_path):
-    code, text = run_cli("run", "--vis", "synthetic:160x120@30", "--ir", "synthetic16:160x120@30", "--no-display",
-                         "--max-frames", "12", "--out", tmp_path / "o.mp4", "--images-out", tmp_path / "imgs")
+    code, text = run_cli(
+        "run",
+        "--vis",
+        "synthetic:160x120@30",
+        "--ir",
+        "synthetic16:160x120@30",
+        "--no-display",
+        "--max-frames",
+        "12",
+        "--out",
+        tmp_path / "o.mp4",
+        "--images-out",
+        tmp_path / "imgs",
+    )
     assert code == 0, text
     assert len(list((tmp_path / "imgs").glob("fused_*.png"))) == 12
     frames, fps, _ = read_video(tmp_path / "o.mp4")
@@ -220,8 +253,12 @@ def test_image_folder_sources_with_fps(tmp_path):
         cv2.imwrite(str(tmp_path / "v" / f"f{k}.png"), scene.render_vis(k))
     for k in range(5):  # IR at half the rate: 5 frames cover the same second
         cv2.imwrite(str(tmp_path / "i" / f"f{k}.png"), scene.render_ir16(2 * k))  # 16-bit: AGC path
-    pipe = Pipeline(open_source(str(tmp_path / "v"), "vis", fps=10), open_source(str(tmp_path / "i"), "ir", fps=5),
-                    rtfuse.load_fuser("lut"), [NullSink()])
+    pipe = Pipeline(
+        open_source(str(tmp_path / "v"), "vis", fps=10),
+        open_source(str(tmp_path / "i"), "ir", fps=5),
+        rtfuse.load_fuser("lut"),
+        [NullSink()],
+    )
     report = pipe.run()
     assert report.stats.frames_out == 10
     assert pipe.pairing.ir_unused == 0
@@ -230,9 +267,27 @@ def test_image_folder_sources_with_fps(tmp_path):
 def test_ctrl_c_finalises_the_output(tmp_path):
     out = tmp_path / "live.mp4"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "rtfuse._entry", "run", "--vis", "synthetic:160x120@30",
-                             "--ir", "synthetic:160x120@30", "--realtime", "--no-display", "--out", str(out)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rtfuse._entry",
+            "run",
+            "--vis",
+            "synthetic:160x120@30",
+            "--ir",
+            "synthetic:160x120@30",
+            "--realtime",
+            "--no-display",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     time.sleep(4.0)
     proc.send_signal(signal.SIGINT)
     text = proc.communicate(timeout=30)[0]
@@ -263,8 +318,17 @@ def test_config_file_sets_options_and_cli_overrides(clips, tmp_path):
 def test_bench_json(tmp_path):
     import json
 
-    code, text = run_cli("bench", "--sizes", "160x120", "--backends", "lut,blend", "--frames", "20",
-                         "--json", tmp_path / "b.json")
+    code, text = run_cli(
+        "bench",
+        "--sizes",
+        "160x120",
+        "--backends",
+        "lut,blend",
+        "--frames",
+        "20",
+        "--json",
+        tmp_path / "b.json",
+    )
     assert code == 0, text
     data = json.loads((tmp_path / "b.json").read_text())
     assert [d["backend"] for d in data] == ["lut", "blend"]
@@ -274,13 +338,20 @@ def test_bench_json(tmp_path):
         assert 0 <= d["overhead_fraction"] < 1
 
 
-@pytest.mark.parametrize("gui,env,expected", [
-    ("NONE", {"DISPLAY": ":0"}, (False, "this OpenCV build has no GUI support (opencv-python-headless?)")),
-    ("", {}, (False, "this OpenCV build has no GUI support (opencv-python-headless?)")),
-    ("GTK3", {}, (False, "no display (DISPLAY/WAYLAND_DISPLAY unset)")),
-    ("QT5", {"WAYLAND_DISPLAY": "wayland-0"}, (True, "")),
-    ("GTK3", {"DISPLAY": ":1"}, (True, "")),
-])
+@pytest.mark.parametrize(
+    "gui,env,expected",
+    [
+        (
+            "NONE",
+            {"DISPLAY": ":0"},
+            (False, "this OpenCV build has no GUI support (opencv-python-headless?)"),
+        ),
+        ("", {}, (False, "this OpenCV build has no GUI support (opencv-python-headless?)")),
+        ("GTK3", {}, (False, "no display (DISPLAY/WAYLAND_DISPLAY unset)")),
+        ("QT5", {"WAYLAND_DISPLAY": "wayland-0"}, (True, "")),
+        ("GTK3", {"DISPLAY": ":1"}, (True, "")),
+    ],
+)
 def test_has_display_says_why_not(monkeypatch, gui, env, expected):
     """The reason a window is skipped, from OpenCV's build information and the environment."""
     from rtfuse.sinks import window
@@ -304,16 +375,49 @@ def test_demo_writes_video_without_display(tmp_path, monkeypatch):
     ok, why = has_display()  # in this environment: headless OpenCV, or no display
     if ok:
         pytest.skip("a window opens here even without DISPLAY (not Linux)")
-    r = subprocess.run([sys.executable, "-m", "rtfuse.cli", "demo", "--frames", "30", "--size", "160x120",
-                        "-o", str(tmp_path / "d.mp4")], cwd=REPO, capture_output=True, text=True, env=env,
-                       timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rtfuse.cli",
+            "demo",
+            "--frames",
+            "30",
+            "--size",
+            "160x120",
+            "-o",
+            str(tmp_path / "d.mp4"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert f"rtfuse demo: {why}; writing {tmp_path / 'd.mp4'}" in r.stdout + r.stderr, r.stdout + r.stderr
     frames, fps, _ = read_video(tmp_path / "d.mp4")
     assert len(frames) == 30 and fps == 30.0
     assert "UNTRAINED" not in r.stderr  # the shipped default is a trained table
-    r = subprocess.run([sys.executable, "-m", "rtfuse.cli", "demo", "--frames", "3", "--size", "64x48",
-                        "--weights", str(REPO / "rtfuse" / "weights" / "lut3d_untrained.npz"),
-                        "-o", str(tmp_path / "u.mp4")],
-                       cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rtfuse.cli",
+            "demo",
+            "--frames",
+            "3",
+            "--size",
+            "64x48",
+            "--weights",
+            str(REPO / "rtfuse" / "weights" / "lut3d_untrained.npz"),
+            "-o",
+            str(tmp_path / "u.mp4"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0 and "uses the UNTRAINED initial LUT" in r.stderr, r.stderr

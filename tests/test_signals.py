@@ -33,8 +33,13 @@ def clips(tmp_path_factory):
 
 
 def _start(args, cwd):
-    return subprocess.Popen([sys.executable, "-m", "rtfuse._entry", *map(str, args)], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "rtfuse._entry", *map(str, args)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _check(proc, out, signals, tmp_path):
@@ -43,10 +48,15 @@ def _check(proc, out, signals, tmp_path):
     if proc.returncode != 0 and "rtfuse" not in text and not out.exists():
         # The first ~25 ms belong to CPython's own start-up (the site module, runpy), before any
         # rtfuse code can route signals; nothing was started, so nothing is lost.
-        assert proc.returncode < 0 or "init_import_site" in text or text.rstrip().endswith("KeyboardInterrupt"), text
+        assert (
+            proc.returncode < 0 or "init_import_site" in text or text.rstrip().endswith("KeyboardInterrupt")
+        ), text
         return None
     assert "Traceback" not in text, text
-    assert proc.returncode in (0, 128 + signals[0], 128 + signal.SIGINT, 128 + signal.SIGTERM), (proc.returncode, text)
+    assert proc.returncode in (0, 128 + signals[0], 128 + signal.SIGINT, 128 + signal.SIGTERM), (
+        proc.returncode,
+        text,
+    )
     assert not list(tmp_path.glob(".*.part")), text
     m = WROTE.search(text)
     if m is None:
@@ -80,8 +90,17 @@ def _fuse_args(clips):
 
 
 def _run_args(out):
-    return ["run", "--vis", "synthetic:160x120@30", "--ir", "synthetic16:160x120@9", "--realtime", "--no-display",
-            "--out", out]
+    return [
+        "run",
+        "--vis",
+        "synthetic:160x120@30",
+        "--ir",
+        "synthetic16:160x120@9",
+        "--realtime",
+        "--no-display",
+        "--out",
+        out,
+    ]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
@@ -132,7 +151,9 @@ def test_sigterm_at_random_moments_20_tries(clips, tmp_path, command):
 @pytest.mark.parametrize("command", ["fuse", "run"])
 def test_double_ctrl_c_at_random_moments_20_tries(clips, tmp_path, command):
     make = _fuse_args(clips) if command == "fuse" else _run_args
-    reported = _trials(make, tmp_path, 20, [signal.SIGINT, signal.SIGINT], gap=(0.0, 0.02), seed=20 + len(command))
+    reported = _trials(
+        make, tmp_path, 20, [signal.SIGINT, signal.SIGINT], gap=(0.0, 0.02), seed=20 + len(command)
+    )
     assert any(r for r in reported), "no try stopped a run that had written frames; widen the window"
 
 
@@ -144,8 +165,13 @@ def test_a_stale_part_file_from_a_killed_run_is_not_left_behind(clips, tmp_path)
         time.sleep(0.005)
     proc.kill()  # SIGKILL: nothing can be finalised
     proc.wait()
-    text = subprocess.run([sys.executable, "-m", "rtfuse._entry", *map(str, _fuse_args(clips)(out))], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    text = subprocess.run(
+        [sys.executable, "-m", "rtfuse._entry", *map(str, _fuse_args(clips)(out))],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert text.returncode == 0, text.stdout + text.stderr
     assert not list(tmp_path.glob(".*.part"))
     assert len(read_video(out)[0]) == 240

@@ -19,7 +19,10 @@ def pair(tmp_path):
         (tmp_path / name).mkdir()
         cv2.imwrite(str(tmp_path / name / "f.png"), img)
     (tmp_path / "rig.yaml").write_text(
-        "version: 1\nhomography:\n" + "".join(f"- {row}\n" for row in H) + "ir_size: [128, 96]\nvis_size: [128, 96]\n")
+        "version: 1\nhomography:\n"
+        + "".join(f"- {row}\n" for row in H)
+        + "ir_size: [128, 96]\nvis_size: [128, 96]\n"
+    )
     return tmp_path
 
 
@@ -31,17 +34,22 @@ def _still(d, ir, out, *opts):
 
 def _video_path(d, ir, out, *opts):
     """The same pair through the frame pipeline (image-folder sources, as for a recorded sequence)."""
-    code, text = run_cli("run", "--vis", d / "vis", "--ir", d / ir, "--no-display", "--images-out", d / out, *opts)
+    code, text = run_cli(
+        "run", "--vis", d / "vis", "--ir", d / ir, "--no-display", "--images-out", d / out, *opts
+    )
     assert code == 0, text
     return cv2.imread(str(d / out / "fused_000000.png"))
 
 
-@pytest.mark.parametrize("ir,opts", [
-    ("ir", ["--calib", "{d}/rig.yaml"]),
-    ("ir16", ["--ir-agc", "fixed:8000:14000"]),
-    ("ir16", ["--clahe"]),
-    ("ir16", ["--calib", "{d}/rig.yaml", "--ir-agc", "minmax", "--clahe"]),
-])
+@pytest.mark.parametrize(
+    "ir,opts",
+    [
+        ("ir", ["--calib", "{d}/rig.yaml"]),
+        ("ir16", ["--ir-agc", "fixed:8000:14000"]),
+        ("ir16", ["--clahe"]),
+        ("ir16", ["--calib", "{d}/rig.yaml", "--ir-agc", "minmax", "--clahe"]),
+    ],
+)
 def test_stills_take_the_same_stage_as_video(pair, ir, opts):
     opts = [o.format(d=pair) for o in opts]
     still = _still(pair, ir, "still.png", *opts)
@@ -65,8 +73,19 @@ def test_calibrated_still_aligns_the_ir(pair):
 
 
 def test_a_calibration_made_for_other_sizes_is_refused_for_stills(pair):
-    (pair / "rig.yaml").write_text((pair / "rig.yaml").read_text().replace("ir_size: [128, 96]", "ir_size: [160, 120]"))
-    code, text = run_cli("fuse", "--vis", pair / "vis/f.png", "--ir", pair / "ir/f.png", "-o", pair / "o.png",
-                         "--calib", pair / "rig.yaml")
+    (pair / "rig.yaml").write_text(
+        (pair / "rig.yaml").read_text().replace("ir_size: [128, 96]", "ir_size: [160, 120]")
+    )
+    code, text = run_cli(
+        "fuse",
+        "--vis",
+        pair / "vis/f.png",
+        "--ir",
+        pair / "ir/f.png",
+        "-o",
+        pair / "o.png",
+        "--calib",
+        pair / "rig.yaml",
+    )
     assert code == 1 and "160x120" in text and "Traceback" not in text
     assert not (pair / "o.png").exists()

@@ -11,7 +11,9 @@ def test_deterministic_and_moving():
     assert all(np.array_equal(x, y) for x, y in zip((v0, i0), b.render(0)))
     v1, i1 = a.render(15)
     assert not np.array_equal(i0, i1), "targets move"
-    assert v0.shape == (150, 200, 3) and v0.dtype == np.uint8 and i0.shape == (150, 200) and i0.dtype == np.uint8
+    assert (
+        v0.shape == (150, 200, 3) and v0.dtype == np.uint8 and i0.shape == (150, 200) and i0.dtype == np.uint8
+    )
 
 
 def test_targets_are_hot_in_ir_and_dim_in_visible():

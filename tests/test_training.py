@@ -64,6 +64,7 @@ def test_student_is_a_tenth_of_the_teacher():
 # -- teacher training, resume, fine-tuning, student and LUT distillation --------------------------
 # The runs are module-scoped fixtures, made once and shared; each test below checks one thing.
 
+
 def run_main(args):
     """``rtfuse`` main() in this process: (exit code, what it printed on stderr)."""
     import contextlib
@@ -93,17 +94,37 @@ def teacher_run(dataset, work):
     first = checkpoint.load(run / "last.pt")
     code, resume_log = run_main(["train", "teacher", *common(dataset), "--out", run, "--steps", "5"])
     assert code == 0
-    return {"dir": run, "first": {k: first[k] for k in ("step", "arch")}, "resume_log": resume_log,
-            "last": checkpoint.load(run / "last.pt")}
+    return {
+        "dir": run,
+        "first": {k: first[k] for k in ("step", "arch")},
+        "resume_log": resume_log,
+        "last": checkpoint.load(run / "last.pt"),
+    }
 
 
 @pytest.fixture(scope="module")
 def student_run(dataset, work, teacher_run):
     """A student distilled for 2 steps from the teacher, also shipped (fp16) to shipped.pt."""
     out, shipped = work / "student", work / "shipped.pt"
-    code, _ = run_main(["distill", "student", *common(dataset), "--out", out, "--steps", "2",
-                        "--teacher", teacher_run["dir"] / "teacher.pt", "--dark", "0.5", "--ir-dark", "0.5",
-                        "--ship", shipped])
+    code, _ = run_main(
+        [
+            "distill",
+            "student",
+            *common(dataset),
+            "--out",
+            out,
+            "--steps",
+            "2",
+            "--teacher",
+            teacher_run["dir"] / "teacher.pt",
+            "--dark",
+            "0.5",
+            "--ir-dark",
+            "0.5",
+            "--ship",
+            shipped,
+        ]
+    )
     assert code == 0
     return {"student": out / "student.pt", "shipped": shipped}
 
@@ -112,9 +133,28 @@ def student_run(dataset, work, teacher_run):
 def lut_run(dataset, work, teacher_run):
     """A 4-D LUT fitted for 2 steps, then resumed to 3; ``args`` repeats the fit."""
     lut, ckpt = work / "lut4d.npz", work / "lut.pt"
-    args = ["distill", "lut", "--teacher", teacher_run["dir"] / "teacher.pt", "--data", dataset,
-            "--kind", "4d", "-o", lut, "--bank", "8", "--batch", "2", "--crop", "64", "--ckpt", ckpt,
-            "--detail", "1.2"]
+    args = [
+        "distill",
+        "lut",
+        "--teacher",
+        teacher_run["dir"] / "teacher.pt",
+        "--data",
+        dataset,
+        "--kind",
+        "4d",
+        "-o",
+        lut,
+        "--bank",
+        "8",
+        "--batch",
+        "2",
+        "--crop",
+        "64",
+        "--ckpt",
+        ckpt,
+        "--detail",
+        "1.2",
+    ]
     assert run_main([*args, "--steps", "2"])[0] == 0
     first_step = checkpoint.load(ckpt)["step"]
     code, resume_log = run_main([*args, "--steps", "3"])
@@ -133,16 +173,41 @@ def test_teacher_training_resumes_from_its_checkpoint(teacher_run):
 def test_fine_tuning_starts_from_another_runs_weights(dataset, work, teacher_run):
     # Another run starting from these weights, with its own loss settings and schedule.
     tuned = work / "tuned"
-    code, log = run_main(["train", "teacher", *common(dataset), "--out", tuned, "--steps", "2",
-                          "--init", teacher_run["dir"] / "teacher.pt",
-                          "--base-weight", "10", "--base-sigma", "2"])
+    code, log = run_main(
+        [
+            "train",
+            "teacher",
+            *common(dataset),
+            "--out",
+            tuned,
+            "--steps",
+            "2",
+            "--init",
+            teacher_run["dir"] / "teacher.pt",
+            "--base-weight",
+            "10",
+            "--base-sigma",
+            "2",
+        ]
+    )
     assert code == 0 and "starting from the weights" in log
     assert checkpoint.load(tuned / "last.pt")["step"] == 2
 
 
 def test_fine_tuning_refuses_a_student_as_the_teacher(dataset, work, student_run):
-    code, log = run_main(["train", "teacher", *common(dataset), "--out", work / "wrong", "--steps", "1",
-                          "--init", student_run["student"]])
+    code, log = run_main(
+        [
+            "train",
+            "teacher",
+            *common(dataset),
+            "--out",
+            work / "wrong",
+            "--steps",
+            "1",
+            "--init",
+            student_run["student"],
+        ]
+    )
     assert code == 1 and "holds a student, not a teacher" in log
 
 
@@ -183,9 +248,30 @@ def test_fitted_lut_records_its_teacher_and_settings(lut_run):
 
 def test_detail_lut_fits_from_the_teacher(dataset, work, teacher_run):
     detail_lut = work / "lut4d_detail.npz"
-    code, _ = run_main(["distill", "lut", "--teacher", teacher_run["dir"] / "teacher.pt", "--data", dataset,
-                        "--kind", "4d-detail", "-o", detail_lut, "--bank", "4", "--batch", "2",
-                        "--crop", "64", "--steps", "2", "--ckpt", work / "lut_detail.pt"])
+    code, _ = run_main(
+        [
+            "distill",
+            "lut",
+            "--teacher",
+            teacher_run["dir"] / "teacher.pt",
+            "--data",
+            dataset,
+            "--kind",
+            "4d-detail",
+            "-o",
+            detail_lut,
+            "--bank",
+            "4",
+            "--batch",
+            "2",
+            "--crop",
+            "64",
+            "--steps",
+            "2",
+            "--ckpt",
+            work / "lut_detail.pt",
+        ]
+    )
     assert code == 0
     g = rtfuse.load_fuser("lut4d-detail", path=detail_lut)
     vis, ir = SyntheticScene(96, 64).render(0)
@@ -195,8 +281,22 @@ def test_detail_lut_fits_from_the_teacher(dataset, work, teacher_run):
 def test_reproducible_from_seed(dataset, tmp_path):
     outs = []
     for name in ("a", "b"):
-        main(["train", "teacher", "--data", str(dataset), "--batch", "2", "--crop", "64", "--out",
-              str(tmp_path / name), "--steps", "2"])
+        main(
+            [
+                "train",
+                "teacher",
+                "--data",
+                str(dataset),
+                "--batch",
+                "2",
+                "--crop",
+                "64",
+                "--out",
+                str(tmp_path / name),
+                "--steps",
+                "2",
+            ]
+        )
         outs.append(checkpoint.load(tmp_path / name / "teacher.pt")["model"])
     for k in outs[0]:
         assert torch.equal(outs[0][k], outs[1][k]), k
@@ -229,13 +329,18 @@ def test_shipped_student_backend():
         fuse(vis, ir[:-1])
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "teacher", "--base-sigma", "0"], "--base-sigma: 0 must be above 0"),
-    (["train", "teacher", "--lr=-1e-4"], "--lr: -1e-4 must be above 0"),
-    (["distill", "lut", "--teacher", "t.pt", "-o", "x.npz", "--dark", "1.5"],
-     "--dark: 1.5 must be at least 0 and at most 1"),
-    (["distill", "student", "--teacher", "t.pt", "--detail", "x"], "--detail: 'x' is not a number"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "teacher", "--base-sigma", "0"], "--base-sigma: 0 must be above 0"),
+        (["train", "teacher", "--lr=-1e-4"], "--lr: -1e-4 must be above 0"),
+        (
+            ["distill", "lut", "--teacher", "t.pt", "-o", "x.npz", "--dark", "1.5"],
+            "--dark: 1.5 must be at least 0 and at most 1",
+        ),
+        (["distill", "student", "--teacher", "t.pt", "--detail", "x"], "--detail: 'x' is not a number"),
+    ],
+)
 def test_bad_training_numbers_are_refused_before_any_work(args, message, capsys):
     with pytest.raises(SystemExit) as e:
         main(args)

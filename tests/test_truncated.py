@@ -6,8 +6,8 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-from conftest import DATA, read_video, run_cli, write_video
 
+from conftest import DATA, read_video, run_cli, write_video
 from rtfuse.errors import SourceError
 from rtfuse.sources import open_source
 from rtfuse.sources.video import VideoFileSource
@@ -77,8 +77,11 @@ def test_truncated_ir_mp4_is_an_error_and_the_output_is_finalised(clips, tmp_pat
     assert "Traceback" not in out
     errors = _error_lines(out)
     assert len(errors) == 1, out
-    m = re.search(r"cut_ir\.mp4: the file is truncated: decoded (\d+) of 120 frames the header declares "
-                  r"\(([\d.]+) of 4\.0 s\); allow truncated input .*\(--allow-truncated\)$", errors[0])
+    m = re.search(
+        r"cut_ir\.mp4: the file is truncated: decoded (\d+) of 120 frames the header declares "
+        r"\(([\d.]+) of 4\.0 s\); allow truncated input .*\(--allow-truncated\)$",
+        errors[0],
+    )
     assert m, errors[0]
     decoded = int(m[1])
     assert 40 < decoded < 80 and abs(float(m[2]) - decoded / 30) < 0.1
@@ -95,19 +98,26 @@ def test_truncated_visible_mkv_is_reported_too(clips, tmp_path):
     assert rc == 1 and "Traceback" not in out, out
     errors = _error_lines(out)
     assert len(errors) == 1, out
-    assert re.search(r"cut_vis\.mkv: the file is truncated: decoded \d+ frames, [\d.]+ of the 4\.0 s the "
-                     r"header declares; allow truncated input .*\(--allow-truncated\)$", errors[0]), errors[0]
+    assert re.search(
+        r"cut_vis\.mkv: the file is truncated: decoded \d+ frames, [\d.]+ of the 4\.0 s the "
+        r"header declares; allow truncated input .*\(--allow-truncated\)$",
+        errors[0],
+    ), errors[0]
     assert len(read_video(out_file)[0]) == _written(out, out_file) > 0
 
 
 def test_allow_truncated_warns_and_fuses_the_frames_before_the_cut(clips, tmp_path):
     out_file = tmp_path / "fused.mp4"
-    rc, out = run_cli("fuse", "--vis", clips["vis.mp4"], "--ir", clips["cut_ir.mp4"], "-o", out_file,
-                      "--allow-truncated")
+    rc, out = run_cli(
+        "fuse", "--vis", clips["vis.mp4"], "--ir", clips["cut_ir.mp4"], "-o", out_file, "--allow-truncated"
+    )
     assert rc == 0, out
     assert not _error_lines(out)
-    m = re.search(r"warning: \S*cut_ir\.mp4: the file is truncated: decoded (\d+) of 120 frames the header "
-                  r"declares \([\d.]+ of 4\.0 s\); used the frames before the cut", out)
+    m = re.search(
+        r"warning: \S*cut_ir\.mp4: the file is truncated: decoded (\d+) of 120 frames the header "
+        r"declares \([\d.]+ of 4\.0 s\); used the frames before the cut",
+        out,
+    )
     assert m, out
     written = _written(out, out_file)
     assert len(read_video(out_file)[0]) == written
@@ -117,20 +127,31 @@ def test_allow_truncated_warns_and_fuses_the_frames_before_the_cut(clips, tmp_pa
 
 def test_mp4_without_its_index_is_one_clear_line(clips, tmp_path):
     """Cut before the 'moov' at its end, an MP4 cannot be opened at all: say why, and no flag helps."""
-    rc, out = run_cli("fuse", "--vis", clips["cut_moov_last.mp4"], "--ir", clips["ir.mp4"], "-o",
-                      tmp_path / "fused.mp4", "--allow-truncated")
+    rc, out = run_cli(
+        "fuse",
+        "--vis",
+        clips["cut_moov_last.mp4"],
+        "--ir",
+        clips["ir.mp4"],
+        "-o",
+        tmp_path / "fused.mp4",
+        "--allow-truncated",
+    )
     assert rc == 1 and "Traceback" not in out, out
     errors = _error_lines(out)
     assert len(errors) == 1, out
-    assert "cut_moov_last.mp4: the MP4/MOV file is truncated or was never finalised: its 'moov' index" \
+    assert (
+        "cut_moov_last.mp4: the MP4/MOV file is truncated or was never finalised: its 'moov' index"
         in errors[0]
+    )
     assert "--allow-truncated" not in errors[0]
 
 
 def test_complete_files_run_clean(clips, tmp_path):
     out_file = tmp_path / "fused.mkv"
-    rc, out = run_cli("fuse", "--vis", clips["vis.mkv"], "--ir", clips["ir.mkv"], "-o", out_file,
-                      "--codec", "ffv1")
+    rc, out = run_cli(
+        "fuse", "--vis", clips["vis.mkv"], "--ir", clips["ir.mkv"], "-o", out_file, "--codec", "ffv1"
+    )
     assert rc == 0, out
     assert "truncated" not in out
     assert len(read_video(out_file)[0]) == _written(out, out_file) == N
@@ -154,9 +175,18 @@ def test_cut_files_of_each_container_are_detected(clips, name):
     assert e.value.option == "allow_truncated"  # the CLI names its flag: --allow-truncated
 
 
-@pytest.mark.parametrize("codec, container", [("libx264", "mp4"), ("libx264", "mkv"), ("libx264", "mov"),
-                                              ("libx264", "avi"), ("ffv1", "mp4"), ("ffv1", "mkv"),
-                                              ("ffv1", "avi")])
+@pytest.mark.parametrize(
+    "codec, container",
+    [
+        ("libx264", "mp4"),
+        ("libx264", "mkv"),
+        ("libx264", "mov"),
+        ("libx264", "avi"),
+        ("ffv1", "mp4"),
+        ("ffv1", "mkv"),
+        ("ffv1", "avi"),
+    ],
+)
 def test_complete_files_are_not_flagged(tmp_path, codec, container):
     """At 29.97 fps, whose timestamps do not round evenly (FFV1 cannot go into MOV)."""
     path = write_video(tmp_path / f"clip.{container}", _frames(6, 45), 30000 / 1001, codec=codec)

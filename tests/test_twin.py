@@ -17,7 +17,10 @@ def _perturbed(kind, seed):
     m = analytic_lut(kind)
     m.table = np.clip(m.table + rng.normal(0, 0.2, m.table.shape), 0, 1).astype(np.float32)
     m.ctx_layers = [
-        (w + rng.normal(0, 0.5, w.shape).astype(np.float32), b + rng.normal(0, 0.5, b.shape).astype(np.float32))
+        (
+            w + rng.normal(0, 0.5, w.shape).astype(np.float32),
+            b + rng.normal(0, 0.5, b.shape).astype(np.float32),
+        )
         for w, b in m.ctx_layers
     ]
     return m
@@ -56,7 +59,9 @@ def test_dense_training_path_matches_the_kernel(kind, rng):
     m = _perturbed(kind, 5)
     vis, ir = random_pair(rng, 90, 120)
     with torch.no_grad():
-        bgr, _ = LutFusion(m)(torch.from_numpy(vis).permute(2, 0, 1)[None], torch.from_numpy(ir)[None, None], dense=True)
+        bgr, _ = LutFusion(m)(
+            torch.from_numpy(vis).permute(2, 0, 1)[None], torch.from_numpy(ir)[None, None], dense=True
+        )
     err = np.abs(LutFuser(m)(vis, ir).astype(np.float32) - bgr[0].permute(1, 2, 0).numpy()).max() / 255.0
     assert err <= 1 / 255
 

@@ -15,15 +15,22 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO, read_video, run_cli, write_video
 
+from conftest import REPO, read_video, run_cli, write_video
 from rtfuse.errors import RtfuseError
 from rtfuse.sinks.base import Fused
 from rtfuse.sinks.video import VideoSink
 from rtfuse.synthetic import SyntheticScene
 
-COMBOS = [(".mp4", "h264"), (".mp4", "ffv1"), (".mkv", "h264"), (".mkv", "ffv1"), (".mov", "h264"),
-          (".avi", "h264"), (".avi", "ffv1")]
+COMBOS = [
+    (".mp4", "h264"),
+    (".mp4", "ffv1"),
+    (".mkv", "h264"),
+    (".mkv", "ffv1"),
+    (".mov", "h264"),
+    (".avi", "h264"),
+    (".avi", "ffv1"),
+]
 
 
 def _item(t: float, img: np.ndarray, i: int = 0) -> Fused:
@@ -44,8 +51,12 @@ def _pyav(path):
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         frames = list(c.decode(s))
-        return (float(s.average_rate), s.frames, [f.to_ndarray(format="bgr24") for f in frames],
-                [float(f.pts * f.time_base) for f in frames])
+        return (
+            float(s.average_rate),
+            s.frames,
+            [f.to_ndarray(format="bgr24") for f in frames],
+            [float(f.pts * f.time_base) for f in frames],
+        )
 
 
 def _opencv(path):
@@ -62,6 +73,7 @@ def _leftovers(folder: Path) -> list[Path]:
 
 # -- 1. odd sizes --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("ext", [".mp4", ".mkv", ".avi"])
 def test_odd_size_h264_is_padded_by_repeating_the_last_row_and_column(tmp_path, ext):
     img = np.zeros((329, 501, 3), np.uint8)
@@ -70,8 +82,11 @@ def test_odd_size_h264_is_padded_by_repeating_the_last_row_and_column(tmp_path, 
     summary = _write(out, [img] * 5, [i / 25 for i in range(5)], fps=25).close()
     assert summary.splitlines() == [
         f"wrote {out} (5 frames, h264)",
-        ("note: 501x329 is odd; H.264 yuv420p needs even sizes, so the video is 502x330 (last row and column "
-         "repeated); the FFV1 codec keeps the exact size")]
+        (
+            "note: 501x329 is odd; H.264 yuv420p needs even sizes, so the video is 502x330 (last row and column "
+            "repeated); the FFV1 codec keeps the exact size"
+        ),
+    ]
     _, _, frames, _ = _pyav(out)
     assert len(frames) == 5 and frames[0].shape == (330, 502, 3)
     f = frames[-1].astype(int)
@@ -84,7 +99,9 @@ def test_odd_size_h264_is_padded_by_repeating_the_last_row_and_column(tmp_path, 
 def test_odd_size_ffv1_keeps_the_exact_size_and_pixels(tmp_path, rng, ext):
     frames = [rng.integers(0, 256, (329, 501, 3), dtype=np.uint8) for _ in range(3)]
     out = tmp_path / f"o{ext}"
-    assert _write(out, frames, [0, 0.04, 0.08], codec="ffv1", fps=25).close() == f"wrote {out} (3 frames, ffv1)"
+    assert (
+        _write(out, frames, [0, 0.04, 0.08], codec="ffv1", fps=25).close() == f"wrote {out} (3 frames, ffv1)"
+    )
     _, _, got, _ = _pyav(out)
     assert len(got) == 3 and all(np.array_equal(a, b) for a, b in zip(got, frames))
 
@@ -95,8 +112,10 @@ def test_odd_size_note_reaches_the_cli(tmp_path):
     ir = write_video(tmp_path / "ir.mkv", [scene.render_ir(i) for i in range(12)], 22)
     code, text = run_cli("fuse", "--vis", vis, "--ir", ir, "-o", tmp_path / "out.mp4")
     assert code == 0, text
-    assert ("note: 500x329 is odd; H.264 yuv420p needs even sizes, so the video is 500x330 (last row repeated); "
-            "the FFV1 codec keeps the exact size") in text
+    assert (
+        "note: 500x329 is odd; H.264 yuv420p needs even sizes, so the video is 500x330 (last row repeated); "
+        "the FFV1 codec keeps the exact size"
+    ) in text
     _, _, frames, _ = _pyav(tmp_path / "out.mp4")
     assert len(frames) == 12 and frames[0].shape == (330, 500, 3)
     code, text = run_cli("fuse", "--vis", vis, "--ir", ir, "-o", tmp_path / "out.mkv", "--codec", "ffv1")
@@ -106,6 +125,7 @@ def test_odd_size_note_reaches_the_cli(tmp_path):
 
 
 # -- 2. frame rate and count in every container -------------------------------------------------
+
 
 @pytest.mark.parametrize("fps", [22, 30000 / 1001, 25], ids=["22", "29.97", "25"])
 @pytest.mark.parametrize("ext,codec", COMBOS)
@@ -152,15 +172,23 @@ def test_low_or_missing_fps_does_not_break_the_encoder(tmp_path):
 
 # -- 3. output checks before any work -----------------------------------------------------------
 
+
 def test_unusable_outputs_fail_at_construction_naming_the_path(tmp_path):
     (tmp_path / "d.mp4").mkdir()
     (tmp_path / "file.txt").write_text("x")
     cases = [
         (tmp_path / "d.mp4", {}, f"{tmp_path / 'd.mp4'}: is a folder; give a file name for the video"),
         (tmp_path / "file.txt" / "o.mp4", {}, f"{tmp_path / 'file.txt'}: is not a folder"),
-        (tmp_path / "missing" / "o.mp4", {}, f"{tmp_path / 'missing'}: the folder for the video does not exist"),
-        (tmp_path / "o.mov", {"codec": "ffv1"},
-         f"{tmp_path / 'o.mov'}: a .mov file cannot hold FFV1; use .mkv, .avi or .mp4 for FFV1"),
+        (
+            tmp_path / "missing" / "o.mp4",
+            {},
+            f"{tmp_path / 'missing'}: the folder for the video does not exist",
+        ),
+        (
+            tmp_path / "o.mov",
+            {"codec": "ffv1"},
+            f"{tmp_path / 'o.mov'}: a .mov file cannot hold FFV1; use .mkv, .avi or .mp4 for FFV1",
+        ),
         (tmp_path / "o.mp4", {"preset": "veryfastt"}, "'veryfastt' is not an x264 preset; choose one of"),
     ]
     for path, kw, msg in cases:
@@ -202,12 +230,27 @@ def test_cli_refuses_a_folder_as_output_before_fusing(tmp_path):
 
 # -- 4. .part files -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("ext", [".mp4", ".mkv"])
 def test_stale_part_of_a_killed_run_is_kept_if_it_plays_else_removed(tmp_path, ext):
     out = tmp_path / f"rec{ext}"
     part = tmp_path / f".rec{ext}.part"
-    cmd = [sys.executable, "-m", "rtfuse._entry", "run", "--vis", "synthetic:64x48@30", "--ir", "synthetic16:64x48@30",
-           "--no-display", "--realtime", "--codec", "ffv1", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rtfuse._entry",
+        "run",
+        "--vis",
+        "synthetic:64x48@30",
+        "--ir",
+        "synthetic16:64x48@30",
+        "--no-display",
+        "--realtime",
+        "--codec",
+        "ffv1",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -215,16 +258,36 @@ def test_stale_part_of_a_killed_run_is_kept_if_it_plays_else_removed(tmp_path, e
             time.sleep(0.2)
         time.sleep(0.5)
         # While it runs, a second run on the same output is refused: the partial file is locked.
-        code, text = run_cli("run", "--vis", "synthetic:64x48@30", "--ir", "synthetic16:64x48@30", "--no-display",
-                             "--max-frames", "5", "--out", out)
+        code, text = run_cli(
+            "run",
+            "--vis",
+            "synthetic:64x48@30",
+            "--ir",
+            "synthetic16:64x48@30",
+            "--no-display",
+            "--max-frames",
+            "5",
+            "--out",
+            out,
+        )
         assert code == 1 and "another rtfuse process is writing this output" in text, text
     finally:
         proc.send_signal(signal.SIGKILL)  # nothing can be finalised
         proc.wait(30)
     assert part.exists() and not out.exists()
     playable = _decodable(part)
-    code, text = run_cli("run", "--vis", "synthetic:64x48@30", "--ir", "synthetic16:64x48@30", "--no-display",
-                         "--max-frames", "5", "--out", out)
+    code, text = run_cli(
+        "run",
+        "--vis",
+        "synthetic:64x48@30",
+        "--ir",
+        "synthetic16:64x48@30",
+        "--no-display",
+        "--max-frames",
+        "5",
+        "--out",
+        out,
+    )
     assert code == 0, text
     assert not part.exists() and len(_pyav(out)[2]) == 5
     if playable:  # MKV keeps what was muxed; an MP4 without its index keeps nothing
@@ -290,16 +353,25 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.parametrize("name,codec,before,mode,kept", [
-    ("o.mp4", "h264", 0, "write", False),  # no moov without the trailer: nothing playable
-    ("o.mkv", "ffv1", 150, "write", True),  # the clusters on disk still play
-    ("o.avi", "h264", 60, "flush", True),  # x264's delayed frames fail to mux at close
-    ("o.mp4", "h264", 3, "flush", False),
-])
+@pytest.mark.parametrize(
+    "name,codec,before,mode,kept",
+    [
+        ("o.mp4", "h264", 0, "write", False),  # no moov without the trailer: nothing playable
+        ("o.mkv", "ffv1", 150, "write", True),  # the clusters on disk still play
+        ("o.avi", "h264", 60, "flush", True),  # x264's delayed frames fail to mux at close
+        ("o.mp4", "h264", 3, "flush", False),
+    ],
+)
 def test_disk_refusing_writes_leaves_a_playable_file_or_none(tmp_path, name, codec, before, mode, kept):
     out = tmp_path / name
-    r = subprocess.run([sys.executable, "-c", _FSIZE_SCRIPT, str(out), codec, str(before), mode], cwd=REPO,
-                       capture_output=True, text=True, timeout=300, check=False)
+    r = subprocess.run(
+        [sys.executable, "-c", _FSIZE_SCRIPT, str(out), codec, str(before), mode],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout.splitlines()[-1])
     if mode == "write":
@@ -333,6 +405,7 @@ def test_rename_failure_keeps_the_recording_under_another_name(tmp_path):
 
 
 # -- 5. close ----------------------------------------------------------------------------------
+
 
 def test_close_is_idempotent(tmp_path):
     out = tmp_path / "o.mp4"

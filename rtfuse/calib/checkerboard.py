@@ -75,8 +75,13 @@ def detect(img: np.ndarray, pattern: tuple[int, int]) -> tuple[np.ndarray, str] 
             ok, corners = cv2.findChessboardCorners(g, pattern, flags=CLASSIC_FLAGS)
             if ok:
                 win = max(3, int(round(2 * scale)))
-                corners = cv2.cornerSubPix(g, corners, (win, win), (-1, -1),
-                                           (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_COUNT, 50, 0.01))
+                corners = cv2.cornerSubPix(
+                    g,
+                    corners,
+                    (win, win),
+                    (-1, -1),
+                    (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_COUNT, 50, 0.01),
+                )
                 found = (corners, f"{name} (classic detector)")
                 break
     if found is None:
@@ -120,8 +125,10 @@ def pair_images(ir_dir: str | Path, vis_dir: str | Path) -> tuple[list[tuple[str
         pairs = [(k, ir[ik[k]], vis[vk[k]]) for k in keys]
         unpaired = sorted([ik[k] for k in set(ik) - set(keys)] + [vk[k] for k in set(vk) - set(keys)])
     if not pairs:
-        raise InputError(f"no image in {ir_dir} pairs with one in {vis_dir} (same stem, or the same digits "
-                         "in the name such as a timestamp)")
+        raise InputError(
+            f"no image in {ir_dir} pairs with one in {vis_dir} (same stem, or the same digits "
+            "in the name such as a timestamp)"
+        )
     return pairs, unpaired
 
 
@@ -154,8 +161,10 @@ def solve(pairs: list[PairResult], pattern: tuple[int, int], max_error: float | 
     perms = orderings(pattern)
     found = [p for p in pairs if p.ir_pts is not None and p.vis_pts is not None]
     if len(found) < 1:
-        raise CalibrationError("the board was not found in both images of any pair; nothing written. "
-                               "Check --pattern (inner corners, COLSxROWS) and that the board is heated")
+        raise CalibrationError(
+            "the board was not found in both images of any pair; nothing written. "
+            "Check --pattern (inner corners, COLSxROWS) and that the board is heated"
+        )
     # 1. per pair and ordering: a homography from that pair alone; the one most pairs agree
     #    with (lowest median of every pair's best-ordering RMS) fixes the order of all pairs.
     best = None
@@ -165,7 +174,10 @@ def solve(pairs: list[PairResult], pattern: tuple[int, int], max_error: float | 
                 H, _ = fit_ir_to_vis(p.ir_pts[perms[o]], p.vis_pts)
             except CalibrationError:
                 continue
-            errs = [min(rms(ir_errors(H, q.ir_pts[perms[k]], q.vis_pts)) for k in range(len(perms))) for q in found]
+            errs = [
+                min(rms(ir_errors(H, q.ir_pts[perms[k]], q.vis_pts)) for k in range(len(perms)))
+                for q in found
+            ]
             med = float(np.median(errs))
             if best is None or med < best[0]:
                 best = (med, H)
@@ -183,8 +195,9 @@ def solve(pairs: list[PairResult], pattern: tuple[int, int], max_error: float | 
     return H
 
 
-def _reject(found: list[PairResult], perms: list[np.ndarray],
-            max_error: float | None) -> tuple[list[PairResult], np.ndarray]:
+def _reject(
+    found: list[PairResult], perms: list[np.ndarray], max_error: float | None
+) -> tuple[list[PairResult], np.ndarray]:
     """Mark pairs far off the homography (parallax: the board at another depth) as rejected;
     iteratively, worst first, refitting after each, so one bad pair cannot hide good ones.
     Returns the kept pairs and the homography fitted on them."""
@@ -200,6 +213,8 @@ def _reject(found: list[PairResult], perms: list[np.ndarray],
         worst = int(np.argmax(errs))
         if errs[worst] <= limit:
             return kept, H
-        kept[worst].rejected = (f"RMS {errs[worst]:.2f} IR px exceeds {limit:.2f} px (board off the common "
-                                "plane, or a bad detection)")
+        kept[worst].rejected = (
+            f"RMS {errs[worst]:.2f} IR px exceeds {limit:.2f} px (board off the common "
+            "plane, or a bad detection)"
+        )
         kept.pop(worst)

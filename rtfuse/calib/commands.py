@@ -72,7 +72,9 @@ def cmd_checkerboard(args: argparse.Namespace, console: Console) -> int:
         console.print(f"  {name}: IR {p.ir_render or 'not found'}, visible {p.vis_render or 'not found'}")
     for cam, s in sizes.items():
         if len(s) > 1:
-            raise CalibrationError(f"the {cam} images have different sizes {sorted(s)}; calibrate one resolution at a time")
+            raise CalibrationError(
+                f"the {cam} images have different sizes {sorted(s)}; calibrate one resolution at a time"
+            )
     H = cb.solve(results, pattern, args.max_error)
     perms = cb.orderings(pattern)
     kept = [p for p in results if not p.rejected]
@@ -82,17 +84,27 @@ def cmd_checkerboard(args: argparse.Namespace, console: Console) -> int:
     for col in ("pair", "IR", "visible", "order", "RMS", "max", "status"):
         table.add_column(col)
     for p in results:
-        table.add_row(p.name, p.ir_render or "-", p.vis_render or "-", "180 deg" if p.order == 1 else
-                      ("as found" if p.order == 0 else f"rot {p.order}"),
-                      f"{p.rms:.2f}" if np.isfinite(p.rms) else "-", f"{p.max:.2f}" if np.isfinite(p.max) else "-",
-                      "used" if not p.rejected else f"rejected: {p.rejected}")
+        table.add_row(
+            p.name,
+            p.ir_render or "-",
+            p.vis_render or "-",
+            "180 deg" if p.order == 1 else ("as found" if p.order == 0 else f"rot {p.order}"),
+            f"{p.rms:.2f}" if np.isfinite(p.rms) else "-",
+            f"{p.max:.2f}" if np.isfinite(p.max) else "-",
+            "used" if not p.rejected else f"rejected: {p.rejected}",
+        )
     console.print(table)
     if unpaired:
         console.print(f"unpaired files (ignored): {', '.join(unpaired)}")
-    console.print(f"overall RMS {overall:.3f} IR px over {len(kept)} of {len(results)} pairs "
-                  f"({len(err)} corners; max {err.max():.2f} px)")
+    console.print(
+        f"overall RMS {overall:.3f} IR px over {len(kept)} of {len(results)} pairs "
+        f"({len(err)} corners; max {err.max():.2f} px)"
+    )
     calib = Calibration(
-        H, ir_size=next(iter(sizes["IR"])), vis_size=next(iter(sizes["visible"])), method="checkerboard",
+        H,
+        ir_size=next(iter(sizes["IR"])),
+        vis_size=next(iter(sizes["visible"])),
+        method="checkerboard",
         errors={
             "unit": "IR pixels",
             "rms": round(overall, 4),
@@ -129,27 +141,52 @@ def cmd_points(args: argparse.Namespace, console: Console) -> int:
     ir_size = _size(ir) if ir is not None else args.ir_size
     vis_size = _size(vis) if vis is not None else args.vis_size
     if ir_size is None or vis_size is None:
-        raise InputError("give the frame sizes: --ir IMG --vis IMG (also used for --preview), or --ir-size WxH "
-                         "--vis-size WxH")
+        raise InputError(
+            "give the frame sizes: --ir IMG --vis IMG (also used for --preview), or --ir-size WxH "
+            "--vis-size WxH"
+        )
     H, res = fit_points(ir_pts, vis_pts)
     bad = set(suspects(res).tolist())
     table = Table(title="point pairs: residual in IR pixels")
     for col in ("#", "IR x", "IR y", "visible x", "visible y", "residual", ""):
         table.add_column(col)
     for i, ((xi, yi), (xv, yv), r) in enumerate(zip(ir_pts, vis_pts, res), 1):
-        table.add_row(str(i), f"{xi:.1f}", f"{yi:.1f}", f"{xv:.1f}", f"{yv:.1f}", f"{r:.2f}",
-                      "check this point" if i - 1 in bad else "")
+        table.add_row(
+            str(i),
+            f"{xi:.1f}",
+            f"{yi:.1f}",
+            f"{xv:.1f}",
+            f"{yv:.1f}",
+            f"{r:.2f}",
+            "check this point" if i - 1 in bad else "",
+        )
     console.print(table)
     rms = float(np.sqrt(np.mean(res**2)))
-    console.print(f"RMS {rms:.3f} IR px over {len(res)} points"
-                  + (" (exact fit: 4 points leave no residual to check; add more)" if len(res) == 4 else ""))
+    console.print(
+        f"RMS {rms:.3f} IR px over {len(res)} points"
+        + (" (exact fit: 4 points leave no residual to check; add more)" if len(res) == 4 else "")
+    )
     if bad:
-        warning(console, f"points {', '.join(str(i + 1) for i in sorted(bad))} are far off the others' "
-                      "homography: check for a typo or a mis-click")
-    calib = Calibration(H, ir_size=tuple(ir_size), vis_size=tuple(vis_size), method="points",
-                        errors={"unit": "IR pixels", "rms": round(rms, 4), "max": round(float(res.max()), 4),
-                                "points": len(res), "residuals": [round(float(r), 4) for r in res]},
-                        date=_dt.date.today().isoformat(), notes=f"points from {args.csv}")
+        warning(
+            console,
+            f"points {', '.join(str(i + 1) for i in sorted(bad))} are far off the others' "
+            "homography: check for a typo or a mis-click",
+        )
+    calib = Calibration(
+        H,
+        ir_size=tuple(ir_size),
+        vis_size=tuple(vis_size),
+        method="points",
+        errors={
+            "unit": "IR pixels",
+            "rms": round(rms, 4),
+            "max": round(float(res.max()), 4),
+            "points": len(res),
+            "residuals": [round(float(r), 4) for r in res],
+        },
+        date=_dt.date.today().isoformat(),
+        notes=f"points from {args.csv}",
+    )
     _finish(calib, args, console, ir, vis)
     return 0
 
@@ -157,45 +194,76 @@ def cmd_points(args: argparse.Namespace, console: Console) -> int:
 def cmd_auto(args: argparse.Namespace, console: Console) -> int:
     _check_outputs(args)
     irs, viss = read_frame_pairs(args.ir, args.vis, args.frames)
-    console.print(f"registering {len(irs)} frame pair{'s' * (len(irs) > 1)} "
-                  f"(IR {_size(irs[0])[0]}x{_size(irs[0])[1]}, visible {_size(viss[0])[0]}x{_size(viss[0])[1]})")
+    console.print(
+        f"registering {len(irs)} frame pair{'s' * (len(irs) > 1)} "
+        f"(IR {_size(irs[0])[0]}x{_size(irs[0])[1]}, visible {_size(viss[0])[0]}x{_size(viss[0])[1]})"
+    )
     reg = register(irs, [cv2.cvtColor(v, cv2.COLOR_BGR2GRAY) for v in viss])
-    console.print(f"edge-structure correlation {reg.score:.3f}, {reg.contrast:.3f} above its value 8 px away "
-                  f"(a clear optimum); {reg.levels} pyramid level(s)")
-    calib = Calibration(reg.H, ir_size=_size(irs[0]), vis_size=_size(viss[0]), method="auto",
-                        errors={"edge_correlation": round(reg.score, 4), "optimum_contrast": round(reg.contrast, 4),
-                                "frames": len(irs),
-                                "note": "no ground truth: judge the --preview, or check with points/checkerboard"},
-                        date=_dt.date.today().isoformat(), notes=f"auto from {args.ir} and {args.vis}")
+    console.print(
+        f"edge-structure correlation {reg.score:.3f}, {reg.contrast:.3f} above its value 8 px away "
+        f"(a clear optimum); {reg.levels} pyramid level(s)"
+    )
+    calib = Calibration(
+        reg.H,
+        ir_size=_size(irs[0]),
+        vis_size=_size(viss[0]),
+        method="auto",
+        errors={
+            "edge_correlation": round(reg.score, 4),
+            "optimum_contrast": round(reg.contrast, 4),
+            "frames": len(irs),
+            "note": "no ground truth: judge the --preview, or check with points/checkerboard",
+        },
+        date=_dt.date.today().isoformat(),
+        notes=f"auto from {args.ir} and {args.vis}",
+    )
     _finish(calib, args, console, irs[len(irs) // 2], viss[len(viss) // 2])
     return 0
 
 
 def add_parser(sub: argparse._SubParsersAction, size_arg) -> None:
     """The `calibrate` command with its three methods."""
-    p = sub.add_parser("calibrate", help="estimate the IR -> visible homography (checkerboard, points, auto)",
-                       description="Writes a calibration YAML for `rtfuse run/fuse --calib` "
-                       "(format and limits: calibration/README.md).")
+    p = sub.add_parser(
+        "calibrate",
+        help="estimate the IR -> visible homography (checkerboard, points, auto)",
+        description="Writes a calibration YAML for `rtfuse run/fuse --calib` "
+        "(format and limits: calibration/README.md).",
+    )
     csub = p.add_subparsers(dest="calibrate_command", required=True, metavar="METHOD")
 
     def common(q: argparse.ArgumentParser) -> None:
         q.add_argument("-o", "--output", type=Path, required=True, help="calibration YAML to write")
-        q.add_argument("--preview", type=Path, metavar="OUT.png",
-                       help="also write an overlay: visible edges over the warped IR")
+        q.add_argument(
+            "--preview",
+            type=Path,
+            metavar="OUT.png",
+            help="also write an overlay: visible edges over the warped IR",
+        )
 
-    q = csub.add_parser("checkerboard", help="heated checkerboard seen by both cameras (folders of paired shots)",
-                        description="Detects the board in every pair (gray, inverted, CLAHE and per-channel variants; "
-                        "small thermal images upscaled), resolves the board's 180 deg corner-order ambiguity, fits "
-                        "one homography and reports the reprojection error of every pair in IR pixels.")
+    q = csub.add_parser(
+        "checkerboard",
+        help="heated checkerboard seen by both cameras (folders of paired shots)",
+        description="Detects the board in every pair (gray, inverted, CLAHE and per-channel variants; "
+        "small thermal images upscaled), resolves the board's 180 deg corner-order ambiguity, fits "
+        "one homography and reports the reprojection error of every pair in IR pixels.",
+    )
     q.add_argument("--ir", type=Path, required=True, help="folder of IR shots")
-    q.add_argument("--vis", type=Path, required=True, help="folder of visible shots (paired by stem or timestamp)")
+    q.add_argument(
+        "--vis", type=Path, required=True, help="folder of visible shots (paired by stem or timestamp)"
+    )
     q.add_argument("--pattern", required=True, help="inner corners COLSxROWS, e.g. 4x6")
-    q.add_argument("--max-error", type=float, metavar="PX",
-                   help="reject pairs whose RMS exceeds PX IR pixels (default: 2.5x the median pair RMS, >= 1 px)")
+    q.add_argument(
+        "--max-error",
+        type=float,
+        metavar="PX",
+        help="reject pairs whose RMS exceeds PX IR pixels (default: 2.5x the median pair RMS, >= 1 px)",
+    )
     common(q)
     q.set_defaults(calib_func=cmd_checkerboard)
 
-    q = csub.add_parser("points", help="hand-picked point pairs from a CSV (x_ir,y_ir,x_vis,y_vis), at least 4")
+    q = csub.add_parser(
+        "points", help="hand-picked point pairs from a CSV (x_ir,y_ir,x_vis,y_vis), at least 4"
+    )
     q.add_argument("--csv", type=Path, required=True, help="CSV of x_ir,y_ir,x_vis,y_vis in pixels")
     q.add_argument("--ir", type=Path, help="IR image the points were picked on (sizes, preview)")
     q.add_argument("--vis", type=Path, help="visible image the points were picked on")
@@ -204,12 +272,17 @@ def add_parser(sub: argparse._SubParsersAction, size_arg) -> None:
     common(q)
     q.set_defaults(calib_func=cmd_points)
 
-    q = csub.add_parser("auto", help="automatic registration from simultaneous images or videos",
-                        description="Matches edge-orientation structure across the two modalities coarse-to-fine "
-                        "(robust start search over rotation, scale and shift, then Gauss-Newton on a homography). "
-                        "Writes nothing when there is no clear, plausible optimum.")
+    q = csub.add_parser(
+        "auto",
+        help="automatic registration from simultaneous images or videos",
+        description="Matches edge-orientation structure across the two modalities coarse-to-fine "
+        "(robust start search over rotation, scale and shift, then Gauss-Newton on a homography). "
+        "Writes nothing when there is no clear, plausible optimum.",
+    )
     q.add_argument("--ir", type=Path, required=True, help="IR image or video")
     q.add_argument("--vis", type=Path, required=True, help="visible image or video")
-    q.add_argument("--frames", type=int, default=8, help="video: frame pairs used, spread over the clip (default 8)")
+    q.add_argument(
+        "--frames", type=int, default=8, help="video: frame pairs used, spread over the clip (default 8)"
+    )
     common(q)
     q.set_defaults(calib_func=cmd_auto)

@@ -18,7 +18,9 @@ def is_image(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTS
 
 
-def read_frame_pairs(ir: str | Path, vis: str | Path, count: int = 8) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def read_frame_pairs(
+    ir: str | Path, vis: str | Path, count: int = 8
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(IR uint8 (h, w) frames, visible uint8 (H, W, 3) BGR frames), simultaneous pairs.
 
     Two images give one pair. Two videos are paired by timestamp (nearest IR frame per visible
@@ -31,7 +33,10 @@ def read_frame_pairs(ir: str | Path, vis: str | Path, count: int = 8) -> tuple[l
     if count < 1:
         raise InputError(f"--frames must be >= 1, got {count}")
     # A calibration needs a few frames spread over the clip: one cut short is still usable.
-    with VideoFileSource(ir, "IR", allow_truncated=True) as si, VideoFileSource(vis, "visible", allow_truncated=True) as sv:
+    with (
+        VideoFileSource(ir, "IR", allow_truncated=True) as si,
+        VideoFileSource(vis, "visible", allow_truncated=True) as sv,
+    ):
         period = 1.0 / (sv.fps or DEFAULT_FPS)
         kept: list[tuple] = []
         stride, n = 1, 0

@@ -28,14 +28,18 @@ def normalise(H: np.ndarray) -> np.ndarray:
 
 def ir_errors(H: np.ndarray, ir_pts: np.ndarray, vis_pts: np.ndarray) -> np.ndarray:
     """Per-point distance in IR pixels between ``ir_pts`` and ``H^-1(vis_pts)``; (N,) float64."""
-    return np.linalg.norm(apply_h(np.linalg.inv(H), vis_pts) - np.asarray(ir_pts, np.float64).reshape(-1, 2), axis=1)
+    return np.linalg.norm(
+        apply_h(np.linalg.inv(H), vis_pts) - np.asarray(ir_pts, np.float64).reshape(-1, 2), axis=1
+    )
 
 
 def rms(err: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(err)))) if len(err) else float("nan")
 
 
-def fit_ir_to_vis(ir_pts: np.ndarray, vis_pts: np.ndarray, ransac_px: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def fit_ir_to_vis(
+    ir_pts: np.ndarray, vis_pts: np.ndarray, ransac_px: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares homography IR -> visible minimising the error in IR pixels.
 
     OpenCV minimises the error in the destination image, so the visible -> IR mapping is fitted
@@ -54,7 +58,9 @@ def fit_ir_to_vis(ir_pts: np.ndarray, vis_pts: np.ndarray, ransac_px: float | No
             G2, _ = cv2.findHomography(vis_pts[keep], ir_pts[keep], 0)
             G = G2 if G2 is not None else G
     if G is None or not np.isfinite(G).all() or abs(np.linalg.det(G)) < 1e-12:
-        raise CalibrationError("the points do not determine a homography (are 4 of them collinear, or repeated?)")
+        raise CalibrationError(
+            "the points do not determine a homography (are 4 of them collinear, or repeated?)"
+        )
     mask = np.ones(len(ir_pts), bool) if mask is None else mask.ravel().astype(bool)
     return normalise(np.linalg.inv(G)), mask
 
@@ -97,5 +103,7 @@ def _overlap_fraction(quad: np.ndarray, vw: int, vh: int) -> float:
     cv2.fillConvexPoly(canvas, np.round((quad * scale - lo)).astype(np.int32), 1)
     total = canvas.sum()
     x0, y0 = -lo
-    inside = canvas[max(y0, 0) : max(y0 + int(vh * scale), 0), max(x0, 0) : max(x0 + int(vw * scale), 0)].sum()
+    inside = canvas[
+        max(y0, 0) : max(y0 + int(vh * scale), 0), max(x0, 0) : max(x0 + int(vw * scale), 0)
+    ].sum()
     return float(inside) / max(float(total), 1.0)

@@ -31,13 +31,17 @@ def read_points(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         try:
             vals = [float(c) for c in r]
         except ValueError:
-            raise CalibrationError(f"{path}: row {i} {r!r} is not four numbers ({', '.join(COLUMNS)})") from None
+            raise CalibrationError(
+                f"{path}: row {i} {r!r} is not four numbers ({', '.join(COLUMNS)})"
+            ) from None
         if len(vals) != 4 or not np.all(np.isfinite(vals)):
             raise CalibrationError(f"{path}: row {i} has {len(vals)} values; need {', '.join(COLUMNS)}")
         pts.append(vals)
     if len(pts) < 4:
-        raise CalibrationError(f"{path}: {len(pts)} point pairs; a homography needs at least 4 (better 8+, spread "
-                               "over the image)")
+        raise CalibrationError(
+            f"{path}: {len(pts)} point pairs; a homography needs at least 4 (better 8+, spread "
+            "over the image)"
+        )
     a = np.array(pts, np.float64)
     return a[:, :2], a[:, 2:]
 

@@ -128,8 +128,9 @@ def _resize(img: np.ndarray, f: float, interp=cv2.INTER_AREA) -> np.ndarray:
     return cv2.resize(img, (max(8, round(w / f)), max(8, round(h / f))), interpolation=interp)
 
 
-def _levels(ir_frames: list[np.ndarray], ir_masks: list[np.ndarray], vis_frames: list[np.ndarray],
-            n_levels: int) -> list[_Level]:
+def _levels(
+    ir_frames: list[np.ndarray], ir_masks: list[np.ndarray], vis_frames: list[np.ndarray], n_levels: int
+) -> list[_Level]:
     out = []
     for i in range(n_levels):
         f = 2.0 ** (n_levels - 1 - i)
@@ -145,7 +146,9 @@ def _warp_vis(vis: np.ndarray, H: np.ndarray, shape: tuple[int, int]) -> tuple[n
     h, w = shape
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     warped = np.stack([cv2.warpPerspective(c, H, (w, h), flags=flags) for c in vis])
-    inside = cv2.warpPerspective(np.ones(vis.shape[1:], np.uint8), H, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    inside = cv2.warpPerspective(
+        np.ones(vis.shape[1:], np.uint8), H, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+    )
     return warped, inside
 
 
@@ -341,8 +344,12 @@ def register(ir_frames: list[np.ndarray], vis_frames: list[np.ndarray], starts: 
     S_ir, S_vis = _resize_matrix((wi, hi), work), _resize_matrix((wv, hv), work)
     # CLAHE first: night visible frames and flat thermal scenes keep their edges in dark areas
     clahe = make_clahe()
-    ir_w = [clahe.apply(cv2.resize(_gray8(g), work, interpolation=cv2.INTER_AREA if wi > work[0] else cv2.INTER_LINEAR))
-            for g in ir_frames]
+    ir_w = [
+        clahe.apply(
+            cv2.resize(_gray8(g), work, interpolation=cv2.INTER_AREA if wi > work[0] else cv2.INTER_LINEAR)
+        )
+        for g in ir_frames
+    ]
     vis_w = [clahe.apply(cv2.resize(_gray8(g), work, interpolation=cv2.INTER_AREA)) for g in vis_frames]
     masks = [cv2.resize(content_mask(g), work, interpolation=cv2.INTER_NEAREST) for g in ir_frames]
     n_levels = 1 + max(0, int(np.ceil(np.log2(max(work) / SEARCH_MAX))))
@@ -361,20 +368,25 @@ def register(ir_frames: list[np.ndarray], vis_frames: list[np.ndarray], starts: 
         if best is None or sc > best[0]:
             best = (sc, H)
     if best is None:
-        raise CalibrationError("auto registration found no start where the two images overlap; "
-                               "are these frames of the same scene? Use `rtfuse calibrate points` instead")
+        raise CalibrationError(
+            "auto registration found no start where the two images overlap; "
+            "are these frames of the same scene? Use `rtfuse calibrate points` instead"
+        )
     score, H_work = best
     contrast = _contrast(levels[-1], H_work)
     H = normalise(np.linalg.inv(S_vis) @ H_work @ S_ir)
     why = implausibility(H, (wi, hi), (wv, hv))
     if why is not None:
-        raise CalibrationError(f"auto registration gave an implausible mapping: {why}. Nothing written; "
-                               "try more frames, or `rtfuse calibrate points` / `checkerboard`")
+        raise CalibrationError(
+            f"auto registration gave an implausible mapping: {why}. Nothing written; "
+            "try more frames, or `rtfuse calibrate points` / `checkerboard`"
+        )
     if contrast < MIN_CONTRAST:
         raise CalibrationError(
             f"auto registration did not converge to a clear optimum (edge correlation {score:.3f}, only "
             f"{contrast:.3f} above its surroundings; need {MIN_CONTRAST}). The images may share too few "
             "edges (fog, night, a featureless scene), show different scenes, or the fields of view differ by more "
             "than the search covers (0.8-1.25x). Nothing written; try frames "
-            "with more structure, or `rtfuse calibrate points` / `checkerboard`")
+            "with more structure, or `rtfuse calibrate points` / `checkerboard`"
+        )
     return Registration(H=H, score=score, contrast=contrast, levels=n_levels, starts=starts)

@@ -33,11 +33,16 @@ def analytic_context(hidden: tuple[int, int] = (4, 8)) -> list[tuple[np.ndarray,
     w1[0, 0], w1[1, 1] = 1.0, 1.0
     w2 = np.zeros((1, h1, 3, 3), np.float32)
     w2[0, 0, 1, 1], w2[0, 1, 1, 1] = 8.0, 4.0
-    return [(w0, np.zeros(h0, np.float32)), (w1, np.zeros(h1, np.float32)), (w2, np.array([-2.0], np.float32))]
+    return [
+        (w0, np.zeros(h0, np.float32)),
+        (w1, np.zeros(h1, np.float32)),
+        (w2, np.array([-2.0], np.float32)),
+    ]
 
 
-def analytic_lut(kind: str = "3d", n_lum: int = 17, n_ctx: int = 8, n_grad: int = 8, stride: int = 8,
-                 n_detail: int = 9) -> LutModel:
+def analytic_lut(
+    kind: str = "3d", n_lum: int = 17, n_ctx: int = 8, n_grad: int = 8, stride: int = 8, n_detail: int = 9
+) -> LutModel:
     """An untrained LUT of the given kind (``"3d"``, ``"4d"`` or ``"4d-detail"``) with ``n_lum`` nodes on Y and IR.
 
     ``n_detail`` is odd so that a node sits at zero detail.
@@ -66,4 +71,6 @@ def analytic_lut(kind: str = "3d", n_lum: int = 17, n_ctx: int = 8, n_grad: int 
         "method": "analytic initial LUT (rtfuse.fusion.initial), not fitted to any data",
         "created": _dt.date.today().isoformat(),
     }
-    return LutModel(table.astype(np.float32), axes, np.array(ranges, np.float32), stride, analytic_context(), meta)
+    return LutModel(
+        table.astype(np.float32), axes, np.array(ranges, np.float32), stride, analytic_context(), meta
+    )

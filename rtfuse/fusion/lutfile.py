@@ -45,6 +45,8 @@ KINDS = {"3d": AXES_3D, "4d": AXES_4D, "4d-detail": AXES_4D_DETAIL}  # kind name
 def kind_of(axes: tuple[str, ...]) -> str:
     """The kind name (a key of :data:`KINDS`) of a table with these axes."""
     return next(k for k, a in KINDS.items() if a == tuple(axes))
+
+
 CONTEXT_INPUTS = 4  # mean Y, mean IR, std Y, std IR (see kernels.context_stats)
 
 

@@ -54,11 +54,15 @@ def load_fuser(backend: str = "lut", path: str | os.PathLike | None = None, **op
         try:
             from rtfuse.fusion.net import NetFuser
         except ModuleNotFoundError as e:
-            raise InputError(f"the {backend} backend needs PyTorch: pip install 'rtfuse[torch]' ({e})") from None
+            raise InputError(
+                f"the {backend} backend needs PyTorch: pip install 'rtfuse[torch]' ({e})"
+            ) from None
         if path is None:
             if backend == "teacher":
-                raise InputError("the teacher is not shipped: pass the teacher checkpoint you trained "
-                                 "(e.g. runs/teacher/teacher.pt, from `rtfuse train teacher`) as the weights")
+                raise InputError(
+                    "the teacher is not shipped: pass the teacher checkpoint you trained "
+                    "(e.g. runs/teacher/teacher.pt, from `rtfuse train teacher`) as the weights"
+                )
             path = WEIGHTS_DIR / SHIPPED_NETS[backend]
         unknown = set(options) - {"device"}
         if unknown:

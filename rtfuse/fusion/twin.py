@@ -57,8 +57,9 @@ def context_net(stats: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tens
 
 def sobel_l1(y: torch.Tensor) -> torch.Tensor:
     """(|Gx| + |Gy|) / 8 of luma (B, 1, H, W) with replicate border; range 0..255."""
-    k = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=torch.float32,
-                     device=y.device)
+    k = torch.tensor(
+        [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=torch.float32, device=y.device
+    )
     yp = F.pad(y.to(torch.float32), (1, 1, 1, 1), mode="replicate")
     gx = F.conv2d(yp, k.view(1, 1, 3, 3))
     gy = F.conv2d(yp, k.t().contiguous().view(1, 1, 3, 3))
@@ -180,8 +181,9 @@ class LutFusion(nn.Module):
     def kind(self) -> str:
         return kind_of(self.axes)
 
-    def forward(self, vis: torch.Tensor, ir: torch.Tensor,
-                dense: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, vis: torch.Tensor, ir: torch.Tensor, dense: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         layers = list(zip(self.ctx_w, self.ctx_b))
         return fuse(vis, ir, self.table, self.axes, self.ranges, layers, self.ctx_stride, dense)
 
@@ -192,7 +194,8 @@ class LutFusion(nn.Module):
             axes=self.axes,
             ranges=self.ranges,
             ctx_stride=self.ctx_stride,
-            ctx_layers=[(w.detach().cpu().numpy(), b.detach().cpu().numpy())
-                        for w, b in zip(self.ctx_w, self.ctx_b)],
+            ctx_layers=[
+                (w.detach().cpu().numpy(), b.detach().cpu().numpy()) for w, b in zip(self.ctx_w, self.ctx_b)
+            ],
             meta={**self.meta, **meta},
         )

@@ -15,8 +15,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from rtfuse.errors import RtfuseError
 from rtfuse.atomic import partial_path
+from rtfuse.errors import RtfuseError
 from rtfuse.paths import check_writable_file
 from rtfuse.sinks.base import Fused, Sink
 from rtfuse.sources.base import DEFAULT_FPS
@@ -28,8 +28,18 @@ CODECS = {
 }
 _CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi"}
 _NO_FFV1 = {".mov"}  # FFmpeg's mov muxer has no FFV1 tag
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
-                "placebo")
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
 TIME_BASE = Fraction(1, 90000)
 _AV_ERRORS = (av.error.FFmpegError, OSError, ValueError)
 
@@ -47,7 +57,9 @@ class VideoSink(Sink):
 
     name = "video"
 
-    def __init__(self, path: str | Path, codec: str = "h264", preset: str = "veryfast", crf: int = 20) -> None:
+    def __init__(
+        self, path: str | Path, codec: str = "h264", preset: str = "veryfast", crf: int = 20
+    ) -> None:
         self.path = Path(path)
         self.notes: list[str] = []
         if codec not in CODECS:
@@ -57,9 +69,13 @@ class VideoSink(Sink):
         if ext not in _CONTAINERS:
             raise RtfuseError(f"{self.path}: use one of {', '.join(_CONTAINERS)} for a video output")
         if codec == "ffv1" and ext in _NO_FFV1:
-            raise RtfuseError(f"{self.path}: a {ext} file cannot hold FFV1; use .mkv, .avi or .mp4 for FFV1", option="codec")
+            raise RtfuseError(
+                f"{self.path}: a {ext} file cannot hold FFV1; use .mkv, .avi or .mp4 for FFV1", option="codec"
+            )
         if codec == "h264" and preset not in X264_PRESETS:
-            raise RtfuseError(f"{preset!r} is not an x264 preset; choose one of {', '.join(X264_PRESETS)}", option="preset")
+            raise RtfuseError(
+                f"{preset!r} is not an x264 preset; choose one of {', '.join(X264_PRESETS)}", option="preset"
+            )
         if not 0 <= crf <= 51:
             raise RtfuseError(f"the x264 CRF must be within 0..51, got {crf}", option="crf")
         self.codec, self.preset, self.crf = codec, preset, crf
@@ -82,8 +98,10 @@ class VideoSink(Sink):
             return
         fd = _try_lock(self._tmp)
         if fd is None:
-            raise RtfuseError(f"{self.path}: another rtfuse process is writing this output right now "
-                              f"({self._tmp} is locked); choose another output name")
+            raise RtfuseError(
+                f"{self.path}: another rtfuse process is writing this output right now "
+                f"({self._tmp} is locked); choose another output name"
+            )
         try:
             frames = _decodable_frames(self._tmp)
             if frames:
@@ -92,10 +110,14 @@ class VideoSink(Sink):
                 self.notes.append(f"kept the {frames} playable frames of an interrupted recording as {kept}")
             else:
                 self._tmp.unlink()
-                self.notes.append(f"removed an unplayable partial file {self._tmp} left by an interrupted run")
+                self.notes.append(
+                    f"removed an unplayable partial file {self._tmp} left by an interrupted run"
+                )
         except OSError as e:
-            raise RtfuseError(f"{self.path}: cannot move the partial file {self._tmp} of an interrupted run "
-                              f"aside ({e.strerror})") from None
+            raise RtfuseError(
+                f"{self.path}: cannot move the partial file {self._tmp} of an interrupted run "
+                f"aside ({e.strerror})"
+            ) from None
         finally:
             os.close(fd)
 
@@ -112,8 +134,10 @@ class VideoSink(Sink):
             # units of 2) and no container display size is honoured by decoders: pad, and say so.
             self._pad = (h % 2, w % 2)
             rep = " and ".join(n for n, p in (("row", h % 2), ("column", w % 2)) if p)
-            self.notes.append(f"{w}x{h} is odd; H.264 yuv420p needs even sizes, so the video is "
-                              f"{w + w % 2}x{h + h % 2} (last {rep} repeated); the FFV1 codec keeps the exact size")
+            self.notes.append(
+                f"{w}x{h} is odd; H.264 yuv420p needs even sizes, so the video is "
+                f"{w + w % 2}x{h + h % 2} (last {rep} repeated); the FFV1 codec keeps the exact size"
+            )
         fps = fps if fps and math.isfinite(fps) and fps > 0 else DEFAULT_FPS
         rate = max(Fraction(fps).limit_denominator(1001), Fraction(1, 1001))  # 30000/1001 stays exact
         # AVI has no timestamps, only a constant rate taken from the time base: 1/rate there,
@@ -153,8 +177,10 @@ class VideoSink(Sink):
             pts = self._last_pts + 1
             if k > pts + 1 and not self._gap_noted:
                 self._gap_noted = True
-                self.notes.append(f"{self.path.suffix} stores no timestamps: the gaps of frames dropped live are "
-                                  "closed up (the video plays them faster); use .mkv or .mp4 to keep capture times")
+                self.notes.append(
+                    f"{self.path.suffix} stores no timestamps: the gaps of frames dropped live are "
+                    "closed up (the video plays them faster); use .mkv or .mp4 to keep capture times"
+                )
         else:
             # Timestamps within 10 % of a frame of the nominal grid were rounded by the input container
             # (e.g. to ms): put them back on the grid, so the output states the input's exact rate.
@@ -233,8 +259,10 @@ class VideoSink(Sink):
         kept = _decodable_frames(self._tmp) if error is not None else self.count
         if not kept:
             self._tmp.unlink(missing_ok=True)
-            raise RtfuseError(f"{self.path}: finalising the video failed ({_why(error)}); nothing playable was "
-                              f"written, so the partial file was removed")
+            raise RtfuseError(
+                f"{self.path}: finalising the video failed ({_why(error)}); nothing playable was "
+                f"written, so the partial file was removed"
+            )
         try:
             self._tmp.replace(self.path)
         except OSError as e:
@@ -244,11 +272,15 @@ class VideoSink(Sink):
                 self._tmp.replace(rescue)
             except OSError:
                 rescue = self._tmp
-            raise RtfuseError(f"{self.path}: cannot move the finished video into place ({e.strerror}); "
-                              f"its {self.count} frames are in {rescue}") from None
+            raise RtfuseError(
+                f"{self.path}: cannot move the finished video into place ({e.strerror}); "
+                f"its {self.count} frames are in {rescue}"
+            ) from None
         if error is not None:
-            raise RtfuseError(f"{self.path}: finalising the video failed ({_why(error)}); kept the {kept} "
-                              f"playable frames of the {self.count} written")
+            raise RtfuseError(
+                f"{self.path}: finalising the video failed ({_why(error)}); kept the {kept} "
+                f"playable frames of the {self.count} written"
+            )
         return f"wrote {self.path} ({self.count} frames, {self.codec})"
 
 

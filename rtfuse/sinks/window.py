@@ -41,7 +41,9 @@ def has_display() -> tuple[bool, str]:
             gui = line.split(":", 1)[1].strip()
     if gui.upper() in ("", "NONE"):
         return False, "this OpenCV build has no GUI support (opencv-python-headless?)"
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
         return False, "no display (DISPLAY/WAYLAND_DISPLAY unset)"
     return True, ""
 
@@ -113,13 +115,19 @@ class WindowSink(Sink):
             fps = (len(self._times) - 1) / (self._times[-1] - self._times[0]) if len(self._times) > 1 else 0.0
             lat = 1e3 * float(np.median(self._lat))
             rec = "  REC" if self._recorder is not None else ""
-            _text(img, f"{self.view}  {fps:5.1f} fps  latency {lat:5.1f} ms  IR {self.colormap}{rec}", (10, 24))
+            _text(
+                img, f"{self.view}  {fps:5.1f} fps  latency {lat:5.1f} ms  IR {self.colormap}{rec}", (10, 24)
+            )
             if item.status:
                 _text(img, item.status, (10, 50), 0.6, (0, 0, 255))
             if self.message and now < self._message_until:
                 _text(img, self.message, (10, 76), 0.5, (0, 255, 255))
-            _text(img, "f v i b s views | c colormap | p snapshot | r record | h HUD | q quit",
-                  (10, img.shape[0] - 10), 0.4)
+            _text(
+                img,
+                "f v i b s views | c colormap | p snapshot | r record | h HUD | q quit",
+                (10, img.shape[0] - 10),
+                0.4,
+            )
         return img
 
     def _say(self, text: str) -> None:
@@ -187,8 +195,18 @@ class WindowSink(Sink):
         """Keep the window responsive while no frame arrives (a stalled camera)."""
         key = cv2.waitKey(1) & 0xFF
         if self._last is not None and self.hud:
-            img = self.compose(Fused(self._last.t, self._last.index, self._last.fused, self._last.vis,
-                                     self._last.ir, self._last.received, status), tick=False)
+            img = self.compose(
+                Fused(
+                    self._last.t,
+                    self._last.index,
+                    self._last.fused,
+                    self._last.vis,
+                    self._last.ir,
+                    self._last.received,
+                    status,
+                ),
+                tick=False,
+            )
             cv2.imshow(self.title, img)
         return self.handle_key(key, self._last, None) if key != 255 else True
 

@@ -6,9 +6,9 @@ import glob
 import re
 from pathlib import Path
 
+from rtfuse.argtypes import MAX_FPS, check_size
 from rtfuse.errors import SourceError
 from rtfuse.images import IMAGE_EXTS
-from rtfuse.argtypes import MAX_FPS, check_size
 from rtfuse.sources.base import DEFAULT_FPS, Frame, Source
 
 __all__ = ["Frame", "Source", "open_source", "is_device_spec"]
@@ -21,10 +21,20 @@ def is_device_spec(spec: str) -> bool:
     return spec.isdigit() or spec.startswith("/dev/video") or "://" in spec
 
 
-def open_source(spec: str, role: str, fps: float | None = None, seed: int = 0, count: int | None = None,
-                size: tuple[int, int] = (640, 480), realtime: bool = False, camera_size: tuple[int, int] | None = None,
-                fourcc: str | None = None, buffer_size: int | None = 1, reconnect_timeout: float = 10.0,
-                allow_truncated: bool = False) -> Source:
+def open_source(
+    spec: str,
+    role: str,
+    fps: float | None = None,
+    seed: int = 0,
+    count: int | None = None,
+    size: tuple[int, int] = (640, 480),
+    realtime: bool = False,
+    camera_size: tuple[int, int] | None = None,
+    fourcc: str | None = None,
+    buffer_size: int | None = 1,
+    reconnect_timeout: float = 10.0,
+    allow_truncated: bool = False,
+) -> Source:
     """Build (not yet open) the source for SRC ``spec`` playing ``role`` (``"vis"`` or ``"ir"``).
 
     SRC is ``synthetic[16][:WxH][@FPS]``, a camera (see :func:`is_device_spec`; ``camera_size``,
@@ -51,15 +61,23 @@ def open_source(spec: str, role: str, fps: float | None = None, seed: int = 0, c
     if is_device_spec(spec):
         from rtfuse.sources.camera import CameraSource
 
-        return CameraSource(spec, size=camera_size, fps=fps, fourcc=fourcc, buffer_size=buffer_size,
-                            reconnect_timeout=reconnect_timeout)
+        return CameraSource(
+            spec,
+            size=camera_size,
+            fps=fps,
+            fourcc=fourcc,
+            buffer_size=buffer_size,
+            reconnect_timeout=reconnect_timeout,
+        )
     path = Path(spec)
     if path.is_dir() or (glob.has_magic(spec) and not path.exists()):  # a file may have [ ] in its name
         from rtfuse.sources.folder import ImageFolderSource
 
         return ImageFolderSource(spec, fps=fps or DEFAULT_FPS)
     if path.suffix.lower() in IMAGE_EXTS and path.is_file():
-        raise SourceError(f"{spec}: a single image is not a stream; fuse stills with `rtfuse fuse --vis A --ir B -o OUT`")
+        raise SourceError(
+            f"{spec}: a single image is not a stream; fuse stills with `rtfuse fuse --vis A --ir B -o OUT`"
+        )
     from rtfuse.sources.video import VideoFileSource
 
     return VideoFileSource(path, allow_truncated=allow_truncated)

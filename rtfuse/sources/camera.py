@@ -29,7 +29,11 @@ def _device_hint() -> str:
     if not sys.platform.startswith("linux"):
         return "check the camera index"
     devices = list_video_devices()
-    return f"available devices: {', '.join(devices)}" if devices else "no /dev/video* devices exist on this machine"
+    return (
+        f"available devices: {', '.join(devices)}"
+        if devices
+        else "no /dev/video* devices exist on this machine"
+    )
 
 
 def is_stream_url(spec: str) -> bool:
@@ -70,7 +74,7 @@ def as_y16(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return np.ascontiguousarray(img).reshape(-1).view("<u2").reshape(h, w)
     raise SourceError(
         f"a Y16 frame of {img.size} {img.dtype} values does not fit {w}x{h}; set the camera size to match",
-        option="ir_size"
+        option="ir_size",
     )
 
 
@@ -85,9 +89,17 @@ class CameraSource(Source):
 
     live = True
 
-    def __init__(self, spec: str, size: tuple[int, int] | None = None, fps: float | None = None,
-                 fourcc: str | None = None, buffer_size: int | None = 1, reconnect_timeout: float = 10.0,
-                 api: int | None = None, open_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        spec: str,
+        size: tuple[int, int] | None = None,
+        fps: float | None = None,
+        fourcc: str | None = None,
+        buffer_size: int | None = 1,
+        reconnect_timeout: float = 10.0,
+        api: int | None = None,
+        open_timeout: float = 10.0,
+    ) -> None:
         self.spec = spec
         self.name = f"camera {redact(spec)}"  # the name appears in messages: never a password
         self.want_size, self.want_fps = size, fps
@@ -109,7 +121,9 @@ class CameraSource(Source):
         spec = self.spec
         api = self.api
         if api is None:
-            api = cv2.CAP_V4L2 if sys.platform.startswith("linux") and spec.startswith("/dev/") else cv2.CAP_ANY
+            api = (
+                cv2.CAP_V4L2 if sys.platform.startswith("linux") and spec.startswith("/dev/") else cv2.CAP_ANY
+            )
         params = []
         if is_stream_url(spec):
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout * 1000)]
@@ -180,7 +194,7 @@ class CameraSource(Source):
                 raise SourceError(
                     f"camera {redact(self.spec)} delivered no frame for {lost:.1f} s and could not be "
                     f"reopened (the reconnect timeout is {self.reconnect_timeout:g} s); {self._hint()}",
-                    option="reconnect_timeout"
+                    option="reconnect_timeout",
                 )
             time.sleep(min(delay, max(self.reconnect_timeout - lost, 0.0) + 0.01))
             delay = min(2 * delay, 4.0)

@@ -13,8 +13,16 @@ from rtfuse.errors import SourceError
 from rtfuse.sources.base import DEFAULT_FPS, Frame, Source
 
 # Decoded as 16-bit gray when the stream stores more than 8 bits of one channel (raw thermal).
-_GRAY16_FORMATS = {"gray16le", "gray16be", "gray10le", "gray10be", "gray12le", "gray12be", "gray14le",
-                   "gray14be"}
+_GRAY16_FORMATS = {
+    "gray16le",
+    "gray16be",
+    "gray10le",
+    "gray10be",
+    "gray12le",
+    "gray12be",
+    "gray14le",
+    "gray14be",
+}
 # Top-level box types an MP4/MOV file may start with (to recognise one whose index is missing).
 _ISO_FIRST_BOXES = {b"ftyp", b"wide", b"free", b"skip", b"mdat", b"moov", b"pnot", b"uuid"}
 # Packets the header declares but that need not be in the file (rounding of writers' counts).
@@ -57,15 +65,18 @@ class VideoFileSource(Source):
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
             if _mp4_without_index(self.path):
                 # Allowing truncated input cannot help: without the index no frame can be found.
-                raise SourceError(f"{self.path}: the MP4/MOV file is truncated or was never finalised: its "
-                                  "'moov' index (written at the end) is missing or cut, so no frame can be "
-                                  "located; copy the complete file again (a recording made with -movflags "
-                                  "+faststart or as fragmented MP4 stays readable when cut)") from None
+                raise SourceError(
+                    f"{self.path}: the MP4/MOV file is truncated or was never finalised: its "
+                    "'moov' index (written at the end) is missing or cut, so no frame can be "
+                    "located; copy the complete file again (a recording made with -movflags "
+                    "+faststart or as fragmented MP4 stays readable when cut)"
+                ) from None
             raise SourceError(f"{self.path}: not a video file FFmpeg can read ({e})") from None
         if not self._container.streams.video:
             self.close()
-            raise SourceError(f"{self.path}: has no video stream (a zero-length, audio-only or truncated "
-                              "file?)")
+            raise SourceError(
+                f"{self.path}: has no video stream (a zero-length, audio-only or truncated file?)"
+            )
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"  # frame/slice threads inside the decoder
         self._stream = stream
@@ -151,8 +162,11 @@ class VideoFileSource(Source):
         slack = 2.5 * period + (1.0 if self._other_streams else 0.0)
         short_time = seconds is not None and end is not None and end < seconds - slack
         short_count = frames is not None and self._packets < frames - _FRAME_SLACK
-        if not (self._cut or (short_count and (short_time or seconds is None or not self._edit_lists))
-                or (frames is None and short_time)):
+        if not (
+            self._cut
+            or (short_count and (short_time or seconds is None or not self._edit_lists))
+            or (frames is None and short_time)
+        ):
             return None
         if frames:
             # An AVI's duration is estimated from the packets present: the count gives the real one.
@@ -169,8 +183,11 @@ class VideoFileSource(Source):
             return
         self.frame_count = decoded  # the real length, for the run's accounting of unread frames
         if not self.allow_truncated:
-            raise SourceError(f"{self.path}: the file is truncated: {cut}; allow truncated input to accept a "
-                              "cut file and keep the frames before the cut", option="allow_truncated")
+            raise SourceError(
+                f"{self.path}: the file is truncated: {cut}; allow truncated input to accept a "
+                "cut file and keep the frames before the cut",
+                option="allow_truncated",
+            )
         self.warnings.append(f"{self.path}: the file is truncated: {cut}; used the frames before the cut")
 
     def frames(self) -> Iterator[Frame]:

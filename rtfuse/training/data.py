@@ -34,8 +34,9 @@ def load_pairs(root: str | Path, subset: str = "all") -> list[tuple[str, np.ndar
 class CropSampler:
     """Random ``size`` x ``size`` crops with flips from in-memory pairs; seeded, reproducible."""
 
-    def __init__(self, pairs: list[tuple[str, np.ndarray, np.ndarray]], size: int = 128,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, pairs: list[tuple[str, np.ndarray, np.ndarray]], size: int = 128, seed: int = 0
+    ) -> None:
         self.pairs = [(v, i) for _, v, i in pairs if min(i.shape) >= size]
         if not self.pairs:
             raise InputError(f"no training pair is at least {size}x{size}")

@@ -60,9 +60,16 @@ def lowpass(x: torch.Tensor, sigma: float = 4.0) -> torch.Tensor:
 DEFAULT_WEIGHTS = {"ssim": 1.0, "int": 1.0, "grad": 4.0, "color": 2.0, "base": 0.0}
 
 
-def fusion_loss(fused_y: torch.Tensor, vis_y: torch.Tensor, ir: torch.Tensor, vis_bgr: torch.Tensor,
-                weights: dict[str, float] | None = None, detail: float = 1.0,
-                detail_edges: float = 0.0, base_sigma: float = 4.0) -> tuple[torch.Tensor, dict[str, float]]:
+def fusion_loss(
+    fused_y: torch.Tensor,
+    vis_y: torch.Tensor,
+    ir: torch.Tensor,
+    vis_bgr: torch.Tensor,
+    weights: dict[str, float] | None = None,
+    detail: float = 1.0,
+    detail_edges: float = 0.0,
+    base_sigma: float = 4.0,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """The base loss: SSIM to both sources, L1 to the per-pixel max intensity, L1 to the per-pixel
     max Sobel gradient (times ``detail``, > 1 asks for sharper-than-source edges; with
     ``detail_edges`` > 0 only where that max gradient exceeds it, so flat and textured areas keep

@@ -18,12 +18,11 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 
-from rtfuse.messages import make_console
-
 from rtfuse.errors import RtfuseError
 from rtfuse.fusion.initial import analytic_lut
 from rtfuse.fusion.lutfile import load_lut, save_lut
 from rtfuse.fusion.twin import LutFusion
+from rtfuse.messages import make_console
 from rtfuse.training import checkpoint
 from rtfuse.training.data import CropSampler, darken, load_pairs, to_float
 from rtfuse.training.losses import sobel, ssim
@@ -63,7 +62,19 @@ class LutFitConfig:
 LR_FLOOR = 0.05
 
 # what must match for a checkpoint to be resumed (steps may grow, like the networks' --steps)
-_RESUME_KEYS = ("teacher", "data", "kind", "init", "ctx_bins", "batch", "crop", "bank", "dark", "ir_dark", "seed")
+_RESUME_KEYS = (
+    "teacher",
+    "data",
+    "kind",
+    "init",
+    "ctx_bins",
+    "batch",
+    "crop",
+    "bank",
+    "dark",
+    "ir_dark",
+    "seed",
+)
 
 
 def checkpoint_path(cfg: LutFitConfig) -> Path:
@@ -110,10 +121,12 @@ def fit_lut(cfg: LutFitConfig, console: Console | None = None) -> Path:
     teacher, tck = checkpoint.load_model(cfg.teacher)
     model = load_lut(cfg.init) if cfg.init else analytic_lut(cfg.kind, n_ctx=cfg.ctx_bins)
     twin = LutFusion(model)
-    opt = torch.optim.Adam([
-        {"params": [twin.table], "lr": cfg.lr_table},
-        {"params": list(twin.ctx_w) + list(twin.ctx_b), "lr": cfg.lr_ctx},
-    ])
+    opt = torch.optim.Adam(
+        [
+            {"params": [twin.table], "lr": cfg.lr_table},
+            {"params": list(twin.ctx_w) + list(twin.ctx_b), "lr": cfg.lr_ctx},
+        ]
+    )
     rng = np.random.default_rng(cfg.seed)
     ckpt = checkpoint_path(cfg)
     start, last = 0, {}
@@ -122,8 +135,10 @@ def fit_lut(cfg: LutFitConfig, console: Console | None = None) -> Path:
         theirs = ck.get("config", {})
         diff = [k for k in _RESUME_KEYS if theirs.get(k) != asdict(cfg)[k]]
         if diff:
-            raise RtfuseError(f"{ckpt} was made with other settings ({', '.join(diff)}); delete it or pass "
-                              "--ckpt to start a new fit")
+            raise RtfuseError(
+                f"{ckpt} was made with other settings ({', '.join(diff)}); delete it or pass "
+                "--ckpt to start a new fit"
+            )
         twin.load_state_dict(ck["twin"])
         opt.load_state_dict(ck["opt"])
         rng.bit_generator.state = ck["rng"]
@@ -132,8 +147,15 @@ def fit_lut(cfg: LutFitConfig, console: Console | None = None) -> Path:
     vis_b, ir_b, y_b = _bank(cfg, teacher, console)  # deterministic from the seed: rebuilt on resume
 
     def save(step: int) -> None:
-        checkpoint.save(ckpt, twin=twin.state_dict(), opt=opt.state_dict(), rng=rng.bit_generator.state,
-                        step=step, config=asdict(cfg), last=last)
+        checkpoint.save(
+            ckpt,
+            twin=twin.state_dict(),
+            opt=opt.state_dict(),
+            rng=rng.bit_generator.state,
+            step=step,
+            config=asdict(cfg),
+            last=last,
+        )
 
     t0 = time.time()
     with _progress(console) as progress:
@@ -172,8 +194,10 @@ def fit_lut(cfg: LutFitConfig, console: Console | None = None) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     save_lut(out, twin.to_model(**meta))
     if last:
-        console.print(f"wrote {out} ({time.time() - t0:.0f} s this run; final L1 to teacher {255 * last['l1']:.2f} "
-                      f"levels, SSIM {last['ssim']:.4f})")
+        console.print(
+            f"wrote {out} ({time.time() - t0:.0f} s this run; final L1 to teacher {255 * last['l1']:.2f} "
+            f"levels, SSIM {last['ssim']:.4f})"
+        )
     else:
         console.print(f"wrote {out} (the checkpoint had already reached step {start})")
     return out

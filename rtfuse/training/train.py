@@ -9,11 +9,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from rich.console import Console
-
-from rtfuse.messages import make_console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from rtfuse.errors import RtfuseError
+from rtfuse.messages import make_console
 from rtfuse.training import checkpoint
 from rtfuse.training.data import CropSampler, darken, load_pairs, to_float
 from rtfuse.training.losses import fusion_loss
@@ -54,8 +53,14 @@ LR_WARMUP = 100
 
 
 def _progress(console: Console) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(), console=console)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeRemainingColumn(),
+        console=console,
+    )
 
 
 def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
@@ -92,12 +97,21 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
             raise RtfuseError(f"--init {cfg.init} holds a {ck['arch']}, not a {arch}")
         net.load_state_dict(init.state_dict())
         console.print(f"starting from the weights of {cfg.init}")
-    console.print(f"{arch}: {n_params(net):,} parameters; {len(sampler.pairs)} training pairs; "
-                  f"{cfg.steps} steps of {cfg.batch} x {cfg.crop}^2 crops on {cfg.device}")
+    console.print(
+        f"{arch}: {n_params(net):,} parameters; {len(sampler.pairs)} training pairs; "
+        f"{cfg.steps} steps of {cfg.batch} x {cfg.crop}^2 crops on {cfg.device}"
+    )
 
     def save(step: int) -> None:
-        payload = dict(model=net.state_dict(), opt=opt.state_dict(), step=step, arch=arch, config=asdict(cfg),
-                       sampler=sampler.rng.bit_generator.state, torch_rng=torch.get_rng_state())
+        payload = dict(
+            model=net.state_dict(),
+            opt=opt.state_dict(),
+            step=step,
+            arch=arch,
+            config=asdict(cfg),
+            sampler=sampler.rng.bit_generator.state,
+            torch_rng=torch.get_rng_state(),
+        )
         if proj is not None:
             payload["proj"] = proj.state_dict()
         checkpoint.save(ckpt_path, **payload)
@@ -110,8 +124,16 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
                 g["lr"] = cosine_lr(cfg.lr, step, cfg.steps, LR_FLOOR, LR_WARMUP)
             vis, vis_y, ir = to_float(*darken(*sampler.batch(cfg.batch), cfg.dark, cfg.ir_dark), cfg.device)
             fused, feat = net(vis_y, ir)
-            loss, terms = fusion_loss(fused, vis_y, ir, vis, {"base": cfg.base_weight},
-                                      detail=cfg.detail, detail_edges=cfg.detail_edges, base_sigma=cfg.base_sigma)
+            loss, terms = fusion_loss(
+                fused,
+                vis_y,
+                ir,
+                vis,
+                {"base": cfg.base_weight},
+                detail=cfg.detail,
+                detail_edges=cfg.detail_edges,
+                base_sigma=cfg.base_sigma,
+            )
             if teacher is not None:
                 with torch.no_grad():
                     t_out, t_feat = teacher(vis_y, ir, degradation(vis_y, ir))
