@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO))
 def main() -> None:
     from rtfuse import metrics
     from rtfuse.images import read_ir, read_vis
-    from rtfuse.training.data import pair_files
+    from rtfuse.split import pair_files
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("set", help="folder name under ../shared/data (tno, msrs, roadscene)")

@@ -4,7 +4,7 @@
         --student rtfuse/weights/student.pt --lut3d rtfuse/weights/lut3d.npz \
         --lut4d rtfuse/weights/lut4d.npz --lut4d-detail rtfuse/weights/lut4d_detail.npz
 
-Sets: TNO (25), the RoadScene held-out split (rtfuse.training.data.split_stems) and MSRS (5),
+Sets: TNO (25), the RoadScene held-out split (rtfuse.split.split_stems) and MSRS (5),
 read from ../shared/data. PSNR (colour, dB) is against the teacher's fused output.
 """
 
@@ -63,7 +63,7 @@ def main() -> None:
     from rtfuse import metrics
     from rtfuse.fusion.registry import load_fuser
     from rtfuse.images import read_ir, read_vis
-    from rtfuse.training.data import pair_files
+    from rtfuse.split import pair_files
 
     numba.set_num_threads(2)
     torch.set_num_threads(2)

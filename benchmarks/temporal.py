@@ -28,8 +28,9 @@ def main() -> None:
     import cv2
 
     from rtfuse.fusion.registry import load_fuser
-    from rtfuse.prepare import to_ir_gray, to_vis_bgr
+    from rtfuse.sources.base import DEFAULT_FPS
     from rtfuse.sources.video import VideoFileSource
+    from rtfuse.stage import FusionStage
     from rtfuse.sync import pair_nearest
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,10 +42,11 @@ def main() -> None:
     if not args.vis.is_file() or not args.ir.is_file():
         sys.exit(f"input videos not found: {args.vis}, {args.ir} (pass --vis/--ir)")
     with VideoFileSource(args.vis, "visible") as sv, VideoFileSource(args.ir, "IR") as si:
-        period = 1.0 / (sv.fps or 30.0)
+        period = 1.0 / (sv.fps or DEFAULT_FPS)
         pairs = list(islice(pair_nearest(sv.frames(), si.frames(), tolerance=0.5 * period), args.frames))
-    vis = [to_vis_bgr(fv.image) for fv, _ in pairs]
-    ir = [to_ir_gray(fi.image) for _, fi in pairs]
+    prep = FusionStage(None)  # prepares each pair as the pipeline does (one stream: one stage)
+    prepared = [prep.prepare(fv.image, fi.image, fi.index) for fv, fi in pairs]
+    vis, ir = [v for v, _ in prepared], [i for _, i in prepared]
     n = len(pairs)
     gray = [cv2.cvtColor(v, cv2.COLOR_BGR2GRAY).astype(np.float64) for v in vis]
     ref = [np.maximum(g, i) for g, i in zip(gray, ir)]
@@ -59,8 +61,10 @@ def main() -> None:
     print("| backend | mean abs frame change | ratio to max |")
     print("|---|---:|---:|")
     for name in args.backends.split(","):
-        f = load_fuser(name)
-        fused = [cv2.cvtColor(f(v, i), cv2.COLOR_BGR2GRAY).astype(np.float64) for v, i in zip(vis, ir)]
+        stage = FusionStage(load_fuser(name))
+        fused = [
+            cv2.cvtColor(stage.fuse(v, i), cv2.COLOR_BGR2GRAY).astype(np.float64) for v, i in zip(vis, ir)
+        ]
         c = change(fused)
         print(f"| {name} | {c:.3f} | {c / base:.2f} |")
 

@@ -16,7 +16,7 @@ from rtfuse.argtypes import COUNT, FPS, NON_NEGATIVE, POSITIVE, SHARE, csv_of, i
 from rtfuse.calib.commands import add_parser as add_calibrate_parser
 from rtfuse.errors import RtfuseError
 from rtfuse.fusion.lutfile import KINDS
-from rtfuse.messages import error, make_console, note
+from rtfuse.messages import error, make_console, note, with_flag
 from rtfuse.paths import check_writable_file, check_writable_folder, refuse_overwrite, refuse_same_outputs
 from rtfuse.runner import add_camera_args, add_output_args, add_source_args, add_stage_args
 from rtfuse.sinks.window import KEYS_HELP
@@ -25,10 +25,18 @@ from rtfuse.sources.base import DEFAULT_FPS
 console = make_console()
 
 
-def _add_backend_args(p: argparse.ArgumentParser) -> None:
+def _add_backend_args(p: argparse.ArgumentParser, several: bool = False) -> None:
     from rtfuse.fusion.registry import BACKENDS
 
-    p.add_argument("--backend", default="lut", choices=BACKENDS, help="fusion backend (default: lut)")
+    if several:  # a comma-separated list, each one checked as choices= would
+        p.add_argument(
+            "--backend",
+            default=["lut"],
+            type=csv_of(_backend_arg),
+            help="fusion backend (default: lut); with --video, several as a,b,... are compared",
+        )
+    else:
+        p.add_argument("--backend", default="lut", choices=BACKENDS, help="fusion backend (default: lut)")
     p.add_argument(
         "--weights",
         "--lut",
@@ -36,6 +44,14 @@ def _add_backend_args(p: argparse.ArgumentParser) -> None:
         type=Path,
         help="a LUT .npz (lut backends) or network .pt (student, teacher) instead of the shipped one",
     )
+
+
+def _backend_arg(text: str) -> str:
+    from rtfuse.fusion.registry import BACKENDS
+
+    if text not in BACKENDS:
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(BACKENDS)})")
+    return text
 
 
 def _load(backend: str, weights: Path | None):
@@ -369,11 +385,19 @@ def _bench_live(args: argparse.Namespace) -> int:
     return interrupt.exit_code() if interrupt.received() else 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    from rich.progress import Progress
+# eval options that only --video reads, with their defaults: a still-pair run refuses them.
+_EVAL_VIDEO_ONLY = {
+    "frames": None,
+    "vis_fps": None,
+    "ir_fps": None,
+    "ir_offset": 0.0,
+    "tolerance_ms": None,
+    "allow_truncated": False,
+}
 
-    from rtfuse.evaluate import evaluate_folder, table, write
 
+def _eval_outputs(args: argparse.Namespace) -> None:
+    """Refuse output paths that would replace an input or cannot be written, before any work."""
     refuse_same_outputs({"CSV": args.csv, "JSON": args.json})
     for path, what in ((args.csv, "CSV metrics"), (args.json, "JSON metrics")):
         if path is not None:
@@ -381,9 +405,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 path, {"visible": args.vis, "IR": args.ir, "fused": args.fused, "reference": args.reference}
             )
             check_writable_file(path, what)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from rtfuse.evaluate import evaluate_folder, table, write
+
+    if args.video:
+        return _eval_video(args)
+    given = [k for k, v in _EVAL_VIDEO_ONLY.items() if getattr(args, k) != v]
+    if given:
+        raise RtfuseError(f"--{given[0].replace('_', '-')} is for clips: add --video, or leave it out")
+    for label, p in (("visible", args.vis), ("IR", args.ir)):
+        if p.is_file():
+            raise RtfuseError(f"{p}: is a file; eval scores folders of still pairs, or clips with --video")
+    if len(args.backend) > 1:
+        raise RtfuseError("several backends (--backend a,b) are compared on clips only: add --video")
+    _eval_outputs(args)
     from rtfuse.runner import make_stage
 
-    stage = make_stage(args, _fuser(args) if args.fused is None else None, resize_ir=False)
+    fuser = _load(args.backend[0], args.weights) if args.fused is None else None
+    stage = make_stage(args, fuser, resize_ir=False)
     with Progress(console=console, transient=True) as progress:
         rows = evaluate_folder(
             Path(args.vis), Path(args.ir), args.fused, stage, args.reference, progress, args.split
@@ -391,12 +434,61 @@ def cmd_eval(args: argparse.Namespace) -> int:
     what = (
         str(args.fused)
         if args.fused
-        else f"backend {args.backend}" + (f" ({args.weights})" if args.weights else "")
+        else f"backend {args.backend[0]}" + (f" ({args.weights})" if args.weights else "")
     )
     Console(highlight=False, markup=False, emoji=False, width=200).print(
         table(rows, f"rtfuse eval: {what} on {len(rows) - 1} pairs", args.per_image)
     )
     write(rows, args.csv, args.json)
+    for p in (args.csv, args.json):
+        if p:
+            console.print(f"wrote {p}")
+    return 0
+
+
+def _eval_video(args: argparse.Namespace) -> int:
+    """`rtfuse eval --video`: flicker, flowD and mean SF of a clip (rtfuse/temporal_metrics.py)."""
+    from rich.progress import Progress
+
+    from rtfuse.evaluate import VIDEO_COLUMNS, evaluate_video, video_table, write
+    from rtfuse.runner import make_stage
+
+    if args.reference is not None or args.split != "all" or args.per_image:
+        raise RtfuseError("--reference, --split and --per-image are for still pairs, not --video")
+    for label, p in (("visible", args.vis), ("IR", args.ir), ("fused", args.fused)):
+        if p is not None and not p.exists():
+            raise RtfuseError(f"{p}: no such file or folder (the {label} clip)")
+    if args.fused is not None and len(args.backend) > 1:
+        raise RtfuseError("--fused scores one clip: leave --backend out")
+    if args.weights is not None and len(args.backend) > 1:
+        raise RtfuseError("--weights loads one backend's file: give one --backend with it")
+    _eval_outputs(args)
+    if args.fused is not None:
+        stages = {args.fused.name: make_stage(args, None, resize_ir=False)}
+    else:  # one stage per backend: each is its own stream
+        stages = {b: make_stage(args, _load(b, args.weights), resize_ir=False) for b in args.backend}
+    with Progress(console=console, transient=True) as progress:
+        rows = evaluate_video(
+            args.vis,
+            args.ir,
+            stages,
+            fused=args.fused,
+            frames=args.frames,
+            vis_fps=args.vis_fps,
+            ir_fps=args.ir_fps,
+            tolerance=args.tolerance_ms / 1e3 if args.tolerance_ms is not None else None,
+            ir_offset=args.ir_offset,
+            allow_truncated=args.allow_truncated,
+            progress=progress,
+        )
+    kept = next(iter(rows.values()))["kept"]
+    out = Console(highlight=False, markup=False, emoji=False, width=200)
+    out.print(
+        f"{args.vis} + {args.ir}: flicker after motion compensation, in levels (the mask kept "
+        f"{100 * kept:.0f} % of the pixels; docs/flicker.md)"
+    )
+    out.print(video_table(rows, "rtfuse eval --video"))
+    write(rows, args.csv, args.json, VIDEO_COLUMNS, first="sequence")
     for p in (args.csv, args.json):
         if p:
             console.print(f"wrote {p}")
@@ -705,15 +797,30 @@ def _add_eval(sub) -> None:
     """`rtfuse eval`: fusion metrics over pairs."""
     p = sub.add_parser(
         "eval",
-        help="fusion metrics (EN, SD, SF, AG, MI, SCD, VIF, Qabf, SSIM, CC, PSNR) over pairs",
+        help="fusion metrics (EN, SD, SF, AG, MI, SCD, VIF, Qabf, SSIM, CC, PSNR) over pairs, "
+        "or flicker over a clip (--video)",
         description="Metrics as the evaluator shared by recent papers computes them (see "
         "rtfuse/metrics.py). Pairs are matched by file stem; fused images come from --fused or "
         "are made with --backend. Also reports the visible-colour error (chroma) and, with "
-        "--reference, PSNR against reference images (e.g. a teacher's outputs).",
+        "--reference, PSNR against reference images (e.g. a teacher's outputs). With --video, "
+        "--vis and --ir are clips (video files or image-folder sequences) read and paired as "
+        "`rtfuse fuse` does; it reports the motion-compensated flicker, its ratio to max(Y, IR), "
+        "flowD and mean SF (docs/flicker.md) of each --backend a,b,... or of the --fused clip.",
     )
-    p.add_argument("--vis", required=True, type=Path, help="folder of visible images")
-    p.add_argument("--ir", required=True, type=Path, help="folder of infrared images")
-    p.add_argument("--fused", type=Path, help="folder of fused images to score (else --backend fuses them)")
+    p.add_argument("--vis", required=True, type=Path, help="folder of visible images (--video: a clip)")
+    p.add_argument("--ir", required=True, type=Path, help="folder of infrared images (--video: a clip)")
+    p.add_argument(
+        "--fused",
+        type=Path,
+        help="folder of fused images to score (--video: a fused clip, one frame per pair; "
+        "else --backend fuses them)",
+    )
+    p.add_argument(
+        "--video", action="store_true", help="temporal metrics of clips instead of still-pair metrics"
+    )
+    p.add_argument(
+        "--frames", type=integer(2), help="--video: score the first N pairs, at least 2 (default all)"
+    )
     p.add_argument("--reference", type=Path, help="folder of reference images for PSNR")
     p.add_argument("--per-image", action="store_true", help="print every image, not only the mean")
     p.add_argument(
@@ -724,7 +831,8 @@ def _add_eval(sub) -> None:
     )
     p.add_argument("--csv", type=Path, help="write all rows as CSV")
     p.add_argument("--json", type=Path, help="write all rows as JSON")
-    _add_backend_args(p)
+    _add_backend_args(p, several=True)
+    add_source_args(p)
     add_stage_args(p)
     p.set_defaults(func=cmd_eval)
 
@@ -969,7 +1077,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except RtfuseError as e:
         # Library messages speak of values; here the setting that fixes it gets its flag.
-        error(console, str(e) + (f" (--{e.option.replace('_', '-')})" if e.option else ""))
+        error(console, with_flag(e))
         return 1
     except KeyboardInterrupt:
         console.print(f"rtfuse: stopped by {interrupt.name()}", style="yellow")

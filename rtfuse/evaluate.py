@@ -1,9 +1,13 @@
-"""`rtfuse eval`: the fusion metrics over a folder of pairs, for fused images or a backend."""
+"""`rtfuse eval`: the fusion metrics over a folder of pairs, or the temporal metrics over a clip,
+for fused images or a backend."""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
+from collections.abc import Mapping
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +15,20 @@ from rich.progress import Progress
 from rich.table import Table
 
 from rtfuse import metrics
+from rtfuse.atomic import write_atomic
 from rtfuse.errors import InputError
 from rtfuse.fusion.registry import Fuser
 from rtfuse.images import list_images, read_image, read_vis
+from rtfuse.prepare import to_vis_bgr
+from rtfuse.sources import open_source
 from rtfuse.split import pair_files
 from rtfuse.stage import FusionStage, as_stage
+from rtfuse.sync import default_tolerance, pair_nearest
+from rtfuse.temporal_metrics import TemporalScorer, max_reference
 
 COLUMNS = (*metrics.NAMES, "chroma", "PSNR")
+VIDEO_COLUMNS = ("flicker", "flicker_ratio", "flowD", "SF", "frames", "kept")
+REFERENCE, VISIBLE = "max(Y, IR)", "visible"  # the reference rows of a clip's table
 
 
 def evaluate_folder(
@@ -69,6 +80,105 @@ def evaluate_folder(
     return rows
 
 
+def evaluate_video(
+    vis: str | Path,
+    ir: str | Path,
+    stages: Mapping[str, FusionStage],
+    fused: str | Path | None = None,
+    frames: int | None = None,
+    vis_fps: float | None = None,
+    ir_fps: float | None = None,
+    tolerance: float | None = None,
+    ir_offset: float = 0.0,
+    allow_truncated: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, dict[str, float]]:
+    """Temporal metrics (:mod:`rtfuse.temporal_metrics`) of a clip, per fused sequence.
+
+    ``vis``, ``ir``: video files or image-folder sequences, read and paired as the pipeline does
+    (``open_source`` + :func:`rtfuse.sync.pair_nearest`; ``vis_fps``/``ir_fps`` for folders,
+    ``tolerance`` in seconds, default :func:`rtfuse.sync.default_tolerance`). The first ``frames``
+    pairs are scored (all when None). Each stage in ``stages`` (name -> stage) prepares and fuses
+    every pair, as a stream: one stage per sequence, so per-stream state never mixes. With
+    ``fused`` (a video or image folder), there is one stage, which only prepares the pairs, and the
+    fused frames are the clip's frames in order, one per pair (as ``rtfuse fuse`` writes them).
+
+    Rows: each name, then :data:`REFERENCE` (max(Y, IR)) and :data:`VISIBLE` (the visible frames),
+    each with :data:`VIDEO_COLUMNS`; ``flicker_ratio`` is relative to :data:`REFERENCE`.
+    """
+    if not stages or (fused is not None and len(stages) != 1):
+        raise InputError("give one or more fusion stages, or exactly one with a fused clip")
+    sources = [
+        open_source(str(vis), "vis", fps=vis_fps, allow_truncated=allow_truncated),
+        open_source(str(ir), "ir", fps=ir_fps, allow_truncated=allow_truncated),
+    ]
+    if fused is not None:
+        sources.append(open_source(str(fused), "vis", fps=vis_fps, allow_truncated=allow_truncated))
+    try:
+        for src in sources:
+            src.open()  # every input fails here, before any work
+        sv, si = sources[:2]
+        for stage in stages.values():
+            stage.check(si.size, sv.size)
+        if fused is not None and sources[2].size != sv.size:
+            raise InputError(
+                f"the fused clip {fused} is {sources[2].size[0]}x{sources[2].size[1]} but the visible "
+                f"clip is {sv.size[0]}x{sv.size[1]} (WxH)"
+            )
+        tol = tolerance if tolerance is not None else default_tolerance(sv.fps, si.fps)
+        pairs = islice(pair_nearest(sv.frames(), si.frames(), tol, ir_offset=ir_offset), frames)
+        made = sources[2].frames() if fused is not None else None
+        scorer = TemporalScorer(reference=REFERENCE)
+        known = [n for n in (frames, sv.frame_count) if n is not None]
+        task = progress.add_task("scoring", total=min(known) if known else None) if progress else None
+        for v, i in pairs:
+            rows: dict[str, np.ndarray] = {}
+            for name, stage in stages.items():
+                vis_img, ir_img = stage.prepare(v.image, i.image, i.index)
+                if made is None:
+                    rows[name] = stage.fuse(vis_img, ir_img)
+                else:
+                    f = next(made, None)
+                    if f is None:
+                        break  # the fused clip is shorter: score the pairs it covers
+                    rows[name] = to_vis_bgr(f.image)
+            if len(rows) < len(stages):
+                break
+            rows[REFERENCE] = max_reference(vis_img, ir_img)
+            rows[VISIBLE] = vis_img
+            scorer.add(vis_img, rows)
+            if progress:
+                progress.advance(task)
+    finally:
+        for src in sources:
+            src.close()
+    results = scorer.results()
+    n = results[REFERENCE]["frames"] if results else 0
+    if n < 2:
+        raise InputError(
+            f"{vis} and {ir} gave {n} paired frame{'s' if n != 1 else ''}"
+            + (f" (and the fused clip {fused} that many)" if fused is not None else "")
+            + "; the temporal metrics need at least 2"
+        )
+    return results
+
+
+def video_table(rows: dict[str, dict[str, float]], title: str) -> Table:
+    t = Table(title=title)
+    for c in ("", "flicker", f"ratio to {REFERENCE}", "flowD", "mean SF", "frames"):
+        t.add_column(c, justify="right" if c else "left")
+    for name, r in rows.items():
+        t.add_row(
+            name,
+            f"{r['flicker']:.3f}",
+            f"{r['flicker_ratio']:.2f}",
+            f"{r['flowD']:.3f}",
+            f"{r['SF']:.2f}",
+            str(r["frames"]),
+        )
+    return t
+
+
 def table(rows: dict[str, dict[str, float]], title: str, per_image: bool = False) -> Table:
     t = Table(title=title)
     t.add_column("image")
@@ -82,12 +192,19 @@ def table(rows: dict[str, dict[str, float]], title: str, per_image: bool = False
     return t
 
 
-def write(rows: dict[str, dict[str, float]], csv_path: Path | None, json_path: Path | None) -> None:
+def write(
+    rows: dict[str, dict[str, float]],
+    csv_path: Path | None,
+    json_path: Path | None,
+    columns: tuple[str, ...] = COLUMNS,
+    first: str = "image",
+) -> None:
     if csv_path:
-        with open(csv_path, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["image", *COLUMNS])
-            for stem, r in rows.items():
-                w.writerow([stem, *(f"{r[c]:.6f}" for c in COLUMNS)])
+        buf = io.StringIO(newline="")
+        w = csv.writer(buf)
+        w.writerow([first, *columns])
+        for stem, r in rows.items():
+            w.writerow([stem, *(f"{r[c]:.6f}" if isinstance(r[c], float) else r[c] for c in columns)])
+        write_atomic(csv_path, buf.getvalue().encode(), "CSV metrics")
     if json_path:
-        Path(json_path).write_text(json.dumps(rows, indent=2))
+        write_atomic(json_path, json.dumps(rows, indent=2).encode(), "JSON metrics")

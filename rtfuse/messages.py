@@ -25,6 +25,12 @@ def make_console() -> Console:
     )
 
 
+def with_flag(error: Exception) -> str:
+    """An error's message, with the command-line flag of the setting that fixes it (``option``)."""
+    option = getattr(error, "option", None)
+    return str(error) + (f" (--{option.replace('_', '-')})" if option else "")
+
+
 def note(console: Console, text: str) -> None:
     console.print(Text.assemble(("note: ", "yellow"), text))
 

@@ -27,7 +27,7 @@ from rtfuse.sources.base import DEFAULT_FPS, Frame, Source
 from rtfuse.sources.realtime import RealtimeSource
 from rtfuse.stage import FusionStage, as_stage
 from rtfuse.stats import RunStats
-from rtfuse.sync import LivePairer, PairReport, pair_nearest
+from rtfuse.sync import LivePairer, PairReport, default_tolerance, pair_nearest
 
 _END = object()
 _POLL = 0.05  # seconds between stop-event checks while blocked
@@ -61,7 +61,8 @@ class Pipeline:
     ``tolerance``: max |t_vis - t_ir| in seconds for a pair (default: about half the slower
     stream's frame period). Live sources (cameras, real-time synthetic) are paired by capture
     time with :class:`LivePairer`: a stalled IR is held for ``hold`` seconds, and a source that
-    delivers nothing for ``reconnect_timeout`` seconds ends the run with a clear error. ``ir_offset``: seconds added to IR timestamps. ``agc``: for 16-bit IR.
+    delivers nothing for ``reconnect_timeout`` seconds ends the run with a clear error. ``ir_offset``: seconds added to IR timestamps. ``stage``: the
+    fusion stage (prepare, AGC, align, fuse), or a bare fuser given a stage of its own.
     ``on_frame(n)``: called after each output frame (progress bars).
     """
 
@@ -374,10 +375,7 @@ class Pipeline:
         self.stage.check(self.ir.size, self.vis.size)
         tolerance = self.tolerance
         if tolerance is None:
-            # Half the slower stream's period, plus 2 % so that timestamps rounded by the
-            # container (e.g. to milliseconds) still find a neighbour exactly half a period away.
-            periods = [1.0 / s.fps for s in (self.vis, self.ir) if s.fps]
-            tolerance = 0.52 * max(periods) if periods else 0.02
+            tolerance = default_tolerance(self.vis.fps, self.ir.fps)
         for sink in self.sinks:
             sink.open(self.vis.size, self.vis.fps or DEFAULT_FPS)
         threads += [

@@ -248,7 +248,7 @@ def print_summary(pipe: Pipeline, report: RunReport, console: Console, title: st
     for line in pipe.pairing.lines():
         note(console, line)
     for src in (pipe.vis, pipe.ir):  # a file cut short, accepted with --allow-truncated
-        for line in getattr(getattr(src, "inner", src), "warnings", []):
+        for line in src.warnings:
             warning(console, line)
     for line in report.sink_notes:
         console.print(line)

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from rtfuse.errors import InputError, RtfuseError
 from rtfuse.images import list_images, read_image, write_image
-from rtfuse.messages import make_console, warning
+from rtfuse.messages import make_console, warning, with_flag
 from rtfuse.stage import Fuser, FusionStage, as_stage
 from rtfuse.sync import PAIRING_RULE, pair_stems
 
@@ -84,7 +84,7 @@ def fuse_folder(
                 fuse_pair(vis_path, ir_path, out_dir / f"{stem}{ext}", stage)
                 report.fused.append(stem)
             except RtfuseError as e:
-                report.failed[stem] = str(e)
+                report.failed[stem] = with_flag(e)
             progress.advance(task)
     console.print(f"fused {len(report.fused)} pair(s) into {out_dir}")
     for label, names in (("visible without IR", report.vis_only), ("IR without visible", report.ir_only)):

@@ -83,6 +83,14 @@ def _span(span: list[float], t: float) -> None:
     span[1] = max(span[1], t)
 
 
+def default_tolerance(*fps: float | None) -> float:
+    """The pairing tolerance in seconds when none is given: half the slower stream's frame period,
+    plus 2 % so that timestamps rounded by the container (e.g. to milliseconds) still find a
+    neighbour exactly half a period away. Unknown rates (None) are left out; none known: 20 ms."""
+    periods = [1.0 / f for f in fps if f]
+    return 0.52 * max(periods) if periods else 0.02
+
+
 def pair_nearest(
     vis: Iterator[Frame],
     ir: Iterator[Frame],

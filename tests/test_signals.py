@@ -45,6 +45,10 @@ def _start(args, cwd):
 def _check(proc, out, signals, tmp_path):
     """Wait for ``proc`` and check the invariants; return the frames reported (None: no output)."""
     text = proc.communicate(timeout=60)[0]
+    if proc.returncode < 0 and "before any output was started" in text and not out.exists():
+        # Stopped during the imports, then a second Ctrl-C while exiting: a native library loaded by
+        # then (LLVM, for Numba) may have put back the default action. Nothing had been started.
+        return None
     if proc.returncode != 0 and "rtfuse" not in text and not out.exists():
         # The first ~25 ms belong to CPython's own start-up (the site module, runpy), before any
         # rtfuse code can route signals; nothing was started, so nothing is lost.

@@ -43,6 +43,8 @@ class Source(ABC):
     # The device's state, for the watchdog and the HUD: a camera reports "reconnecting" while it
     # reopens a lost device and "lost" once it gives up; files and scenes stay "ok".
     status: SourceStatus = "ok"
+    # What the user should hear about the stream (e.g. a file cut short but accepted), said at the end.
+    warnings: tuple[str, ...] | list[str] = ()
     fps: float | None = None  # nominal frame rate, if known
     frame_count: int | None = None  # number of frames, if known
     size: tuple[int, int] | None = None  # (width, height), known after open()

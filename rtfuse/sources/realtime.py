@@ -42,6 +42,10 @@ class RealtimeSource(Source):
     def status(self) -> SourceStatus:  # type: ignore[override]
         return self.inner.status
 
+    @property
+    def warnings(self) -> list[str]:  # type: ignore[override]
+        return list(self.inner.warnings)
+
     def close(self) -> None:
         self.inner.close()
 

@@ -1,4 +1,5 @@
-"""Unsupervised fusion losses (DTPF / LUT-Fuse style) on luma, plus the colour term.
+"""Every training loss: the teacher's unsupervised fusion loss (DTPF / LUT-Fuse style) on luma plus the
+colour term, the student's distillation loss and the LUT fit's loss with its table regularisers.
 
 Tensors are float in [0, 1]; luma (B, 1, H, W), BGR (B, 3, H, W).
 """
@@ -93,3 +94,53 @@ def fusion_loss(
         total = total + w["base"] * l_base
         terms["base"] = l_base.item()
     return total, terms
+
+
+def distill_loss(
+    base: torch.Tensor,
+    student_feat: torch.Tensor,
+    teacher_feat: torch.Tensor,
+    student_out: torch.Tensor,
+    teacher_out: torch.Tensor,
+    w_base: float,
+    w_feat: float,
+    w_out: float,
+) -> torch.Tensor:
+    """The student's loss: ``w_base`` x its own fusion loss (``base``) + ``w_feat`` x L1 between its
+    projected features and the teacher's + ``w_out`` x L1 between the two outputs."""
+    l_feat = F.l1_loss(student_feat, teacher_feat)
+    l_out = F.l1_loss(student_out, teacher_out)
+    return w_base * base + w_feat * l_feat + w_out * l_out
+
+
+def table_regularisers(table: torch.Tensor, axes: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(monotonicity penalty along the vis_y and ir axes, total variation over every axis)."""
+    mono = table.new_zeros(())
+    tv = table.new_zeros(())
+    for d, name in enumerate(axes):
+        diff = torch.diff(table, dim=d)
+        tv = tv + (diff * diff).mean()
+        if name in ("vis_y", "ir"):
+            mono = mono + F.relu(-diff).mean()
+    return mono, tv
+
+
+def lut_fit_loss(
+    y_lut: torch.Tensor,
+    target: torch.Tensor,
+    table: torch.Tensor,
+    axes: tuple[str, ...],
+    detail: float,
+    w_ssim: float,
+    w_grad: float,
+    w_mono: float,
+    w_tv: float,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """A LUT's loss against the teacher's fused luma (both (B, 1, H, W) in [0, 1]): L1 + SSIM + L1 to
+    ``detail`` x the teacher's Sobel gradient, plus the table's monotonicity and TV regularisers.
+    Returns the loss and its (L1, 1 - SSIM, monotonicity, TV) parts for logging."""
+    l1 = (y_lut - target).abs().mean()
+    l_ssim = 1 - ssim(y_lut.clamp(0, 1), target)
+    l_grad = (sobel(y_lut) - detail * sobel(target)).abs().mean()
+    mono, tv = table_regularisers(table, axes)
+    return l1 + w_ssim * l_ssim + w_grad * l_grad + w_mono * mono + w_tv * tv, (l1, l_ssim, mono, tv)

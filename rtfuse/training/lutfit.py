@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from rich.console import Console
 
 from rtfuse.errors import RtfuseError
@@ -25,7 +24,7 @@ from rtfuse.fusion.twin import LutFusion
 from rtfuse.messages import make_console
 from rtfuse.training import checkpoint
 from rtfuse.training.data import CropSampler, darken, load_pairs, to_float
-from rtfuse.training.losses import sobel, ssim
+from rtfuse.training.losses import lut_fit_loss
 from rtfuse.training.models import degradation
 from rtfuse.training.schedule import cosine_lr
 from rtfuse.training.train import _progress
@@ -79,18 +78,6 @@ _RESUME_KEYS = (
 
 def checkpoint_path(cfg: LutFitConfig) -> Path:
     return Path(cfg.ckpt) if cfg.ckpt else Path("runs") / "lutfit" / f"{Path(cfg.out).stem}.last.pt"
-
-
-def table_regularisers(table: torch.Tensor, axes: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(monotonicity penalty along the vis_y and ir axes, total variation over every axis)."""
-    mono = table.new_zeros(())
-    tv = table.new_zeros(())
-    for d, name in enumerate(axes):
-        diff = torch.diff(table, dim=d)
-        tv = tv + (diff * diff).mean()
-        if name in ("vis_y", "ir"):
-            mono = mono + F.relu(-diff).mean()
-    return mono, tv
 
 
 def _bank(cfg: LutFitConfig, teacher, console: Console):
@@ -167,11 +154,9 @@ def fit_lut(cfg: LutFitConfig, console: Console | None = None) -> Path:
             _, y_lut = twin(vis_b[idx], ir_b[idx], dense=True)
             y_lut = y_lut / 255.0
             target = y_b[idx].float()
-            l1 = (y_lut - target).abs().mean()
-            l_ssim = 1 - ssim(y_lut.clamp(0, 1), target)
-            l_grad = (sobel(y_lut) - cfg.detail * sobel(target)).abs().mean()
-            mono, tv = table_regularisers(twin.table, twin.axes)
-            loss = l1 + cfg.w_ssim * l_ssim + cfg.w_grad * l_grad + cfg.w_mono * mono + cfg.w_tv * tv
+            loss, (l1, l_ssim, mono, tv) = lut_fit_loss(
+                y_lut, target, twin.table, twin.axes, cfg.detail, cfg.w_ssim, cfg.w_grad, cfg.w_mono, cfg.w_tv
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

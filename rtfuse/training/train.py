@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -15,7 +14,7 @@ from rtfuse.errors import RtfuseError
 from rtfuse.messages import make_console
 from rtfuse.training import checkpoint
 from rtfuse.training.data import CropSampler, darken, load_pairs, to_float
-from rtfuse.training.losses import fusion_loss
+from rtfuse.training.losses import distill_loss, fusion_loss
 from rtfuse.training.models import ARCHS, degradation, n_params
 from rtfuse.training.schedule import cosine_lr
 
@@ -137,9 +136,7 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
             if teacher is not None:
                 with torch.no_grad():
                     t_out, t_feat = teacher(vis_y, ir, degradation(vis_y, ir))
-                l_feat = F.l1_loss(proj(feat), t_feat)
-                l_out = F.l1_loss(fused, t_out)
-                loss = cfg.w_base * loss + cfg.w_feat * l_feat + cfg.w_out * l_out
+                loss = distill_loss(loss, proj(feat), t_feat, fused, t_out, cfg.w_base, cfg.w_feat, cfg.w_out)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
