@@ -7,6 +7,7 @@ frame that was not fused."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
@@ -245,7 +246,8 @@ IR_TAGS = ("infrared", "thermal", "lwir", "tir", "ir", "t", "i")
 _SEPARATORS = "_-. "
 PAIRING_RULE = (
     "pairs are matched by file stem (vis/0001.png with ir/0001.png), or else by the stem without a modality "
-    "tag that every file of a side carries (7400v/7400i, 0001_vis/0001_ir, RGB_0001/IR_0001)"
+    "tag that every file of a side carries (7400v/7400i, 0001_vis/0001_ir, RGB_0001/IR_0001), or else by "
+    "the digits in the name, such as a timestamp (zed_20251006_103617/thermal_20251006_103617)"
 )
 
 
@@ -266,6 +268,12 @@ def _strippers(stems: list[str], tags: tuple[str, ...]) -> list[dict[str, str]]:
 
 def _distinct(cut: dict[str, str]) -> bool:
     return len({c.lower() for c in cut.values()}) == len(cut)
+
+
+def _digit_keys(stems: dict[str, Path]) -> dict[str, str]:
+    """digits of the stem -> stem, if every stem has digits and no two share them; else {}."""
+    keys = {"".join(re.findall(r"\d+", s)): s for s in stems}
+    return keys if "" not in keys and len(keys) == len(stems) else {}
 
 
 Pairs = dict[str, tuple[Path, Path]]  # name -> (visible path, IR path)
@@ -296,6 +304,10 @@ def pair_stems(vis: dict[str, Path], ir: dict[str, Path]) -> tuple[Pairs, list[s
             found = {vcut[v]: (v, by_key[vcut[v].lower()]) for v in vis if vcut[v].lower() in by_key}
             if len(found) > len(best):
                 best = found
+    if not best:  # two cameras that name files by capture time, each with its own prefix
+        vkey, ikey = _digit_keys(vis), _digit_keys(ir)
+        if vkey and ikey:
+            best = {k: (vkey[k], ikey[k]) for k in sorted(set(vkey) & set(ikey))}
     pairs = {name: (vis[v], ir[i]) for name, (v, i) in sorted(best.items())}
     return (
         pairs,

@@ -230,12 +230,12 @@ def test_fuse_folder_without_pairs_says_how_files_pair(tagged_dirs):
     from rtfuse.stills import fuse_folder
 
     for p in (tagged_dirs / "ir").iterdir():
-        p.rename(p.with_name(f"thermal{p.stem[:-1]}x.bmp"))
+        p.rename(p.with_name(f"thermal{int(p.stem[:-1]) + 50}x.bmp"))  # no tag, no shared digits
     with pytest.raises(InputError) as info:
         fuse_folder(tagged_dirs / "vis", tagged_dirs / "ir", tagged_dirs / "out", rtfuse.load_fuser("blend"))
     msg = _one_line(info.value)
     assert PAIRING_RULE in msg
-    assert "seen: visible 7400v.bmp, 7401v.bmp, 7402v.bmp, IR thermal7400x.bmp" in msg
+    assert "seen: visible 7400v.bmp, 7401v.bmp, 7402v.bmp, IR thermal7450x.bmp" in msg
 
 
 def test_size_mismatch_names_which_side_is_which(tmp_path):
@@ -254,3 +254,13 @@ def test_size_mismatch_names_which_side_is_which(tmp_path):
             rtfuse.load_fuser("blend"),
         )
     assert _one_line(info.value).startswith("visible vis/f0.png is 96x64 but IR ir/f0.png is 48x32")
+
+
+def test_folders_named_by_capture_time_pair_by_the_digits():
+    from rtfuse.sync import pair_stems
+
+    vis = _files(["zed_20251006_103617", "zed_20251006_103801"])
+    ir = _files(["thermal_20251006_103617", "thermal_20251006_103900"])
+    pairs, vis_only, ir_only = pair_stems(vis, ir)
+    assert list(pairs) == ["20251006103617"]
+    assert vis_only == ["zed_20251006_103801"] and ir_only == ["thermal_20251006_103900"]

@@ -23,6 +23,7 @@ from rtfuse.agc import make_clahe
 from rtfuse.calib.homography import fit_ir_to_vis, ir_errors, rms
 from rtfuse.errors import CalibrationError, InputError
 from rtfuse.images import list_images
+from rtfuse.sync import PAIRING_RULE, pair_stems
 
 DETECT_MIN_SIDE = 480  # images smaller than this (longest side) are upscaled for detection
 SB_FLAGS = cv2.CALIB_CB_EXHAUSTIVE | cv2.CALIB_CB_ACCURACY
@@ -103,33 +104,14 @@ def orderings(pattern: tuple[int, int]) -> list[np.ndarray]:
     return [p.ravel() for p in perms]
 
 
-def pair_key(stem: str) -> str:
-    """Key to pair files whose stems differ by a camera prefix: the digits in the name
-    ('thermal_20251006_103617' and 'zed_20251006_103617' -> '20251006103617')."""
-    digits = "".join(re.findall(r"\d+", stem))
-    return digits or stem
-
-
 def pair_images(ir_dir: str | Path, vis_dir: str | Path) -> tuple[list[tuple[str, Path, Path]], list[str]]:
-    """[(name, ir file, vis file)] paired by stem, else by the digits in the name; plus the
-    names of files left without a partner."""
+    """[(name, ir file, vis file)] paired as every folder pair is (:func:`rtfuse.sync.pair_stems`: by
+    stem, a modality tag, or the digits of a timestamp in the name); plus the files left unpaired."""
     ir, vis = list_images(ir_dir), list_images(vis_dir)
-    common = sorted(set(ir) & set(vis))
-    if common:
-        pairs = [(s, ir[s], vis[s]) for s in common]
-        unpaired = sorted((set(ir) | set(vis)) - set(common))
-    else:
-        ik = {pair_key(s): s for s in ir}
-        vk = {pair_key(s): s for s in vis}
-        keys = sorted(set(ik) & set(vk))
-        pairs = [(k, ir[ik[k]], vis[vk[k]]) for k in keys]
-        unpaired = sorted([ik[k] for k in set(ik) - set(keys)] + [vk[k] for k in set(vk) - set(keys)])
+    pairs, vis_only, ir_only = pair_stems(vis, ir)
     if not pairs:
-        raise InputError(
-            f"no image in {ir_dir} pairs with one in {vis_dir} (same stem, or the same digits "
-            "in the name such as a timestamp)"
-        )
-    return pairs, unpaired
+        raise InputError(f"no image in {ir_dir} pairs with one in {vis_dir}: {PAIRING_RULE}")
+    return [(name, i, v) for name, (v, i) in pairs.items()], sorted(vis_only + ir_only)
 
 
 @dataclass
