@@ -6,6 +6,7 @@ Ctrl-C or SIGTERM in that window must end the process with one line, not a trace
 
 from __future__ import annotations
 
+import os
 import sys
 
 from rtfuse import interrupt
@@ -21,7 +22,12 @@ def main() -> None:
         sys.stderr.write(f"rtfuse: stopped by {interrupt.name()} before any output was started\n")
         code = interrupt.exit_code()
     interrupt.ignore()  # the work is done: a late signal must not turn a clean exit into a kill
-    sys.exit(code)
+    # Outputs are finalised and closed by now. Leave without the interpreter's shutdown: native
+    # libraries loaded on the way (LLVM for Numba) hook the stop signals, and a signal taken there
+    # was seen to end the process as killed by SIGINT instead of with this status.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
