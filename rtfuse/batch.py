@@ -376,6 +376,7 @@ def run_batch(
     force: bool = False,
     evaluate: bool = False,
     progress: Any = None,
+    ray_address: str | None = None,
 ) -> tuple[list[Row], bool]:
     """Fuse ``jobs`` on ``workers`` processes: ``(rows in job order, stopped by a signal)``.
 
@@ -384,6 +385,9 @@ def run_batch(
     times; a pair that fails with an error is not retried (the same input fails the same way).
     A stop signal ends the workers at once (their ``.part`` files are removed; those pairs stay
     ``pending`` and a re-run does them).
+
+    ``ray_address``: run the same task as Ray tasks instead, on that cluster (``"local"``: a Ray
+    started for this run with ``workers`` CPUs); Ray resubmits tasks whose worker or node died.
     """
     import threading
     from collections import deque
@@ -402,6 +406,10 @@ def run_batch(
             todo.append(k)
     stop = threading.Event()
     with interrupt.cooperative(stop):
+        if ray_address is not None:
+            if todo:
+                _on_ray(jobs, rows, todo, options, workers, retries, evaluate, progress, stop, ray_address)
+            return rows, stop.is_set()
         while todo and not stop.is_set():
             todo = _one_pool(jobs, rows, todo, options, workers, retries, evaluate, progress, stop)
     return rows, stop.is_set()
@@ -455,3 +463,65 @@ def _one_pool(jobs, rows, todo, options, workers, retries, evaluate, progress, s
 def _advance(progress: Any, row: Row) -> None:
     if progress is not None:
         progress(row)
+
+
+# ---------------------------------------------------------------- the Ray executor
+
+
+def _ray_task(job: Job, options: dict[str, Any], evaluate: bool) -> Row:
+    """The Ray task: the same :func:`run_job`, in a Ray worker (which gets NUMBA_NUM_THREADS=1
+    from the runtime environment; Ray already keeps stop signals from its workers)."""
+    return run_job(job, options, evaluate)
+
+
+def import_ray() -> Any:
+    """Ray, imported only for ``--ray`` (the runtime never needs it)."""
+    try:
+        import ray
+    except ImportError:
+        raise RtfuseError("--ray needs Ray, which is not installed: pip install 'rtfuse[cluster]'") from None
+    return ray
+
+
+def _on_ray(jobs, rows, todo, options, workers, retries, evaluate, progress, stop, address) -> None:
+    """Submit every pair as a Ray task, collect rows as they finish; paths travel, never frames."""
+    ray = import_ray()
+    env = {"NUMBA_NUM_THREADS": "1"}
+    if address == "local":
+        # A local Ray's workers import this very rtfuse (a source checkout too, not only an install).
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(Path(__file__).resolve().parents[1]), *filter(None, [os.environ.get("PYTHONPATH")])]
+        )
+        ray.init(
+            num_cpus=workers,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            runtime_env={"env_vars": env},
+        )
+    else:
+        ray.init(address=address, log_to_driver=False, configure_logging=False, runtime_env={"env_vars": env})
+    try:
+        # max_retries counts system failures only (a dead worker or node); errors are not retried.
+        task = ray.remote(num_cpus=1, max_retries=retries)(_ray_task)
+        refs = {task.remote(jobs[k], options, evaluate): k for k in todo}
+        while refs and not stop.is_set():
+            ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.2)
+            for ref in ready:
+                k = refs.pop(ref)
+                try:
+                    row = ray.get(ref)
+                    row.attempts = 1
+                    rows[k] = row
+                except Exception as e:  # noqa: BLE001 - a task lost after its retries: one line
+                    rows[k].status = "failed"
+                    rows[k].error = f"the Ray task was lost ({type(e).__name__}: {str(e).splitlines()[0]})"
+                    rows[k].attempts = retries + 1
+                _advance(progress, rows[k])
+        if stop.is_set():
+            for ref in refs:
+                ray.cancel(ref, force=True)
+            for k in refs.values():
+                _discard_stale_part(jobs[k].out)
+    finally:
+        ray.shutdown()

@@ -169,6 +169,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
     keys = ("backend", "weights", "calib", "ir_agc", "clahe", "codec", "preset", "crf", "allow_truncated")
     keys += ("vis_fps", "ir_fps", "ir_offset", "tolerance_ms", "seed")
     options = {k: getattr(args, k) for k in keys}
+    if args.ray is not None:
+        from rtfuse.batch import import_ray
+
+        import_ray()  # a missing Ray: one line before any work
     _fuser(args)  # a missing checkpoint or an unreadable LUT: one line now, not one per pair
     workers = args.workers or os.cpu_count() or 1
     counts = {"ok": 0, "failed": 0, "skipped": 0}
@@ -194,10 +198,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
         fps = frames[0] / max(time.perf_counter() - t0, 1e-9)
         progress.update(task, advance=1, counts=text, fps=f"{fps:.0f} fps")
 
-    console.print(f"{len(jobs)} pairs, {workers} worker(s)")
+    where = (
+        f"Ray at {args.ray}" if args.ray not in (None, "local") else "local Ray" if args.ray else "processes"
+    )
+    console.print(f"{len(jobs)} pairs, {workers} worker(s) ({where})")
     with progress:
         rows, stopped = run_batch(
-            jobs, options, workers, args.retries, args.force, args.eval, progress=on_row
+            jobs, options, workers, args.retries, args.force, args.eval, progress=on_row, ray_address=args.ray
         )
     for row in rows:
         if row.status == "failed":  # the message names the file at fault, or else the pair is named
@@ -790,6 +797,14 @@ def _add_batch(sub) -> None:
         help="resubmissions of a pair whose worker process died (default 1); errors are not retried",
     )
     p.add_argument("--force", action="store_true", help="redo every pair, even verified outputs")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run the pairs as Ray tasks: on the cluster at ADDRESS (e.g. auto, or ray://head:10001), "
+        "or without ADDRESS on a local Ray started with --workers CPUs (needs rtfuse[cluster])",
+    )
     p.add_argument("--eval", action="store_true", help="add EN, SD and SF of each output to the report")
     _add_backend_args(p)
     add_source_args(p)

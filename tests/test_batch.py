@@ -254,3 +254,35 @@ def test_a_worker_killed_with_sigkill_is_retried(archive, tmp_path):
     assert proc.returncode == 1, text
     assert killed
     _check_complete(out, expected)
+
+
+def test_batch_on_a_local_ray(archive, tmp_path):
+    """The same archive as Ray tasks on a local Ray with 2 CPUs: the same rows and outputs."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'rtfuse[cluster]')")
+    root, expected = archive
+    out = tmp_path / "out"
+    code, text = run_cli("batch", root, "-o", out, "--workers", "2", "--ray")
+    assert code == 1, text
+    assert "Traceback" not in text
+    rows = _check_complete(out, expected)
+    assert {k for k, r in rows.items() if r["status"] == "failed"} == {
+        "bad/noise.mp4",
+        "bad/empty.mp4",
+        "bad/cut.mp4",
+    }
+    code, text = run_cli("batch", root, "-o", out, "--workers", "2", "--ray")
+    rows = _check_complete(out, expected)
+    assert all(r["status"] == "skipped" for k, r in rows.items() if expected[k]), text
+
+
+def test_batch_without_ray_does_not_import_it(archive, tmp_path):
+    """The runtime and the process executor never import Ray."""
+    import subprocess
+
+    code = (
+        "import sys; from rtfuse.cli import main; "
+        f"rc = main(['batch', {str(archive[0] / 'post0')!r}, '-o', {str(tmp_path / 'o')!r}, '--workers', '1']); "
+        "assert 'ray' not in sys.modules, 'ray imported'; print('rc', rc)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert "rc 0" in r.stdout, r.stdout + r.stderr
