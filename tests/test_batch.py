@@ -190,9 +190,9 @@ def test_an_output_over_an_input_is_refused_before_any_work(archive, tmp_path):
     assert code == 1 and "never writes over an input" in text, text
 
 
-def _interrupt_and_resume(root, expected, out, delay: float, sig: int):
+def _interrupt_and_resume(root, expected, out, delay: float, sig: int, *extra: str):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rtfuse._entry", "batch", str(root), "-o", str(out), "--workers", "2"],
+        [sys.executable, "-m", "rtfuse._entry", "batch", str(root), "-o", str(out), "--workers", "2", *extra],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -209,7 +209,7 @@ def _interrupt_and_resume(root, expected, out, delay: float, sig: int):
     assert "Traceback" not in text, text
     if proc.returncode == 128 + sig:
         assert "re-run the same command" in text
-    code, text = run_cli("batch", root, "-o", out, "--workers", "2")
+    code, text = run_cli("batch", root, "-o", out, "--workers", "2", *extra)
     assert code == 1, text  # only the three bad pairs
     _check_complete(out, expected)
 
@@ -273,6 +273,12 @@ def test_batch_on_a_local_ray(archive, tmp_path):
     code, text = run_cli("batch", root, "-o", out, "--workers", "2", "--ray")
     rows = _check_complete(out, expected)
     assert all(r["status"] == "skipped" for k, r in rows.items() if expected[k]), text
+
+
+def test_an_interrupted_ray_batch_resumes_to_completion(archive, tmp_path):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'rtfuse[cluster]')")
+    root, expected = archive
+    _interrupt_and_resume(root, expected, tmp_path / "out", 0.3, signal.SIGTERM, "--ray")
 
 
 def test_batch_without_ray_does_not_import_it(archive, tmp_path):
