@@ -3,7 +3,8 @@
     python benchmarks/batch_bench.py [WORKDIR] [--frames 90] [--size 320x240]
 
 Generates 20 pairs (FFV1 in MKV), runs each executor on a fresh output folder and prints the
-wall time, the fused frames per second and how busy the machine's CPUs were before the run
+wall time, the fused frames per second, the CPU time of the process tree (frames per
+CPU-second: the capacity of one core, even on a shared machine) and how busy the machine's CPUs were before the run
 (another job on the machine makes the numbers meaningless; the line says so).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import resource
 import subprocess
 import sys
 import time
@@ -64,13 +66,17 @@ def main() -> None:
         subprocess.run(["rm", "-rf", str(out)], check=True)
         busy = _cpu_busy()
         t0 = time.perf_counter()
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         cmd = [sys.executable, "-m", "rtfuse._entry", "batch", str(arch), "-o", str(out), *cfg.split()]
         rc = subprocess.run(cmd, capture_output=True).returncode
         wall = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime  # Ray's workers are not counted
         with open(out / "batch_report.csv") as f:
             frames = sum(int(r["frames_out"]) for r in csv.DictReader(f))
         print(
             f"{cfg:24s} rc={rc} wall={wall:6.1f} s frames={frames} fps={frames / wall:6.1f} "
+            f"cpu={cpu:6.1f} s ({frames / max(cpu, 1e-9):.0f} frames per CPU-second) "
             f"(CPUs {busy:.0%} busy before the run)",
             flush=True,
         )
