@@ -292,3 +292,40 @@ def test_batch_without_ray_does_not_import_it(archive, tmp_path):
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert "rc 0" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_ray_worker_killed_with_sigkill_is_retried(archive, tmp_path):
+    """SIGKILL to a Ray worker while it runs a pair: Ray resubmits the task and the batch completes."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'rtfuse[cluster]')")
+    root, expected = archive
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable,
+        "-m",
+        "rtfuse._entry",
+        "batch",
+        str(root),
+        "-o",
+        str(out),
+        "--workers",
+        "2",
+        "--ray",
+    ]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    killed = False
+    t0 = time.monotonic()
+    while not killed and time.monotonic() - t0 < 120 and proc.poll() is None:
+        if out.exists() and any(out.rglob("*.mp4")):
+            # the one process of this test's Ray that is running a pair right now
+            busy = subprocess.run(
+                ["pgrep", "-f", "ray::_ray_task"], capture_output=True, text=True
+            ).stdout.split()
+            if busy:
+                os.kill(int(busy[0]), signal.SIGKILL)
+                killed = True
+        time.sleep(0.02)
+    text = proc.communicate(timeout=180)[0]
+    assert killed, text
+    assert "Traceback" not in text, text
+    assert proc.returncode == 1, text
+    _check_complete(out, expected)
