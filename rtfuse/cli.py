@@ -156,6 +156,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     from rtfuse.batch import check_out_dir, find_jobs, run_batch, write_report
 
+    if args.ray is not None:
+        from rtfuse.batch import import_ray
+
+        import_ray()  # a missing Ray: one line before any work
     out_dir = Path(args.output)
     jobs, unpaired = find_jobs(Path(args.input), out_dir, args.ext)
     for line in unpaired:
@@ -169,10 +173,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
     keys = ("backend", "weights", "calib", "ir_agc", "clahe", "codec", "preset", "crf", "allow_truncated")
     keys += ("vis_fps", "ir_fps", "ir_offset", "tolerance_ms", "seed")
     options = {k: getattr(args, k) for k in keys}
-    if args.ray is not None:
-        from rtfuse.batch import import_ray
-
-        import_ray()  # a missing Ray: one line before any work
     _fuser(args)  # a missing checkpoint or an unreadable LUT: one line now, not one per pair
     workers = args.workers or os.cpu_count() or 1
     counts = {"ok": 0, "failed": 0, "skipped": 0}

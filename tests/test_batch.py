@@ -329,3 +329,14 @@ def test_a_ray_worker_killed_with_sigkill_is_retried(archive, tmp_path):
     assert "Traceback" not in text, text
     assert proc.returncode == 1, text
     _check_complete(out, expected)
+
+
+def test_ray_missing_is_one_line_before_any_work(archive, tmp_path):
+    code = (
+        "import sys; sys.modules['ray'] = None; from rtfuse.cli import main; "
+        f"print('rc', main(['batch', {str(archive[0] / 'post0')!r}, '-o', {str(tmp_path / 'o')!r}, '--ray']))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    text = r.stdout + r.stderr
+    assert "rc 1" in text and "pip install 'rtfuse[cluster]'" in text and "Traceback" not in text, text
+    assert not (tmp_path / "o").exists()
