@@ -13,9 +13,10 @@ $(VENV)/.core: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
-# Tests add the torch extra (the pinned CPU build) and pytest.
+# Tests add the torch extra (the pinned CPU build), Ray (the batch --ray test; ~7 s to install
+# from a warm pip cache) and pytest.
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[torch,dev]'
+	$(BIN)/pip install -q -e '.[torch,cluster,dev]'
 	touch $@ $(VENV)/.core
 
 demo: $(VENV)/.core

@@ -149,6 +149,86 @@ def _fuse_videos(args: argparse.Namespace) -> int:
     return _stopped(report)
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    import os
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from rtfuse.batch import check_out_dir, find_jobs, run_batch, write_report
+
+    if args.ray is not None:
+        from rtfuse.batch import import_ray
+
+        import_ray()  # a missing Ray: one line before any work
+    out_dir = Path(args.output)
+    jobs, unpaired = find_jobs(Path(args.input), out_dir, args.ext)
+    for line in unpaired:
+        note(console, line)
+    if not jobs:
+        raise RtfuseError(f"{args.input}: no pairs found; the naming rule: {_naming_rule()}")
+    check_out_dir(out_dir)
+    for report in ("batch_report.csv", "batch_report.json"):
+        refuse_overwrite(out_dir / report, {"manifest": args.input})
+    # The batch's own options, as `rtfuse fuse` would read them (sent to each task as plain values).
+    keys = ("backend", "weights", "calib", "ir_agc", "clahe", "codec", "preset", "crf", "allow_truncated")
+    keys += ("vis_fps", "ir_fps", "ir_offset", "tolerance_ms", "seed")
+    options = {k: getattr(args, k) for k in keys}
+    _fuser(args)  # a missing checkpoint or an unreadable LUT: one line now, not one per pair
+    workers = args.workers or os.cpu_count() or 1
+    counts = {"ok": 0, "failed": 0, "skipped": 0}
+    frames = [0]
+    t0 = time.perf_counter()
+    columns = (
+        TextColumn("batch"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TextColumn("{task.fields[fps]}"),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    progress = Progress(*columns, console=console, transient=False)
+    task = progress.add_task("batch", total=len(jobs), counts="", fps="")
+
+    def on_row(row) -> None:
+        counts[row.status] = counts.get(row.status, 0) + 1
+        if row.status != "skipped":
+            frames[0] += row.frames_out
+        text = f"{counts['ok']} done, {counts['failed']} failed, {counts['skipped']} skipped"
+        fps = frames[0] / max(time.perf_counter() - t0, 1e-9)
+        progress.update(task, advance=1, counts=text, fps=f"{fps:.0f} fps")
+
+    where = (
+        f"Ray at {args.ray}" if args.ray not in (None, "local") else "local Ray" if args.ray else "processes"
+    )
+    console.print(f"{len(jobs)} pairs, {workers} worker(s) ({where})")
+    with progress:
+        rows, stopped = run_batch(
+            jobs, options, workers, args.retries, args.force, args.eval, progress=on_row, ray_address=args.ray
+        )
+    for row in rows:
+        if row.status == "failed":  # the message names the file at fault, or else the pair is named
+            named = row.vis in row.error or row.ir in row.error
+            error(console, row.error if named else f"{row.vis} + {row.ir}: {row.error}")
+    csv_path, _ = write_report(out_dir, rows, unpaired)
+    pending = sum(r.status == "pending" for r in rows)
+    console.print(
+        f"{counts['ok']} fused, {counts['skipped']} skipped (already done), {counts['failed']} failed"
+        + (f", {pending} not started" if pending else "")
+        + f"; report: {csv_path}"
+    )
+    if stopped:
+        console.print(f"stopped by {interrupt.name()}; re-run the same command to finish", style="yellow")
+        return interrupt.exit_code()
+    return 1 if counts["failed"] or pending else 0
+
+
+def _naming_rule() -> str:
+    from rtfuse.batch import NAMING_RULE
+
+    return NAMING_RULE
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from rtfuse.runner import build, run_and_report, video_sink
     from rtfuse.sinks.base import NullSink
@@ -695,6 +775,44 @@ def _add_fuse(sub) -> None:
     p.set_defaults(func=cmd_fuse)
 
 
+def _add_batch(sub) -> None:
+    """`rtfuse batch`: every pair of an archive, resumable, one worker process per core."""
+    p = sub.add_parser(
+        "batch",
+        help="fuse every video pair of a folder tree or a manifest (resumable, in parallel)",
+        description="Fuse every pair of INPUT into OUT_DIR, as `rtfuse fuse` would each pair. INPUT: a folder "
+        "searched recursively (in each folder NAME_vis.EXT with NAME_ir.EXT, or vis/NAME.EXT with "
+        "ir/NAME.EXT in sibling folders; outputs mirror the relative folders), or a CSV/JSONL manifest with "
+        "vis,ir[,out][,calib]. A re-run skips verified outputs and redoes the rest. Writes "
+        "OUT_DIR/batch_report.csv and .json; exits 0 only if every pair was fused.",
+    )
+    p.add_argument("input", help="folder of video pairs, or a .csv/.jsonl manifest")
+    p.add_argument("-o", "--output", required=True, help="output folder (created)")
+    p.add_argument("--ext", default=".mp4", help="output container (default .mp4)")
+    p.add_argument("--workers", type=COUNT, help="worker processes (default: the number of cores)")
+    p.add_argument(
+        "--retries",
+        type=integer(0),
+        default=1,
+        help="resubmissions of a pair whose worker process died (default 1); errors are not retried",
+    )
+    p.add_argument("--force", action="store_true", help="redo every pair, even verified outputs")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run the pairs as Ray tasks: on the cluster at ADDRESS (e.g. auto, or ray://head:10001), "
+        "or without ADDRESS on a local Ray started with --workers CPUs (needs rtfuse[cluster])",
+    )
+    p.add_argument("--eval", action="store_true", help="add EN, SD and SF of each output to the report")
+    _add_backend_args(p)
+    add_source_args(p)
+    add_stage_args(p)
+    add_output_args(p)
+    p.set_defaults(func=cmd_batch)
+
+
 def _add_run(sub) -> None:
     """`rtfuse run`: live or file fusion with a window and recordings."""
     p = sub.add_parser(
@@ -958,7 +1076,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rtfuse {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for add in (_add_fuse, _add_run, _add_demo, _add_bench, _add_eval, _add_train, _add_distill):
+    for add in (_add_fuse, _add_batch, _add_run, _add_demo, _add_bench, _add_eval, _add_train, _add_distill):
         add(sub)
     add_calibrate_parser(sub, size_arg)
     sub.choices["calibrate"].set_defaults(func=cmd_calibrate)

@@ -1,0 +1,86 @@
+"""Throughput of `rtfuse batch` over 20 short clips: --workers 1 vs 2, local processes vs local Ray.
+
+    python benchmarks/batch_bench.py [WORKDIR] [--frames 90] [--size 320x240]
+
+Generates 20 pairs (FFV1 in MKV), runs each executor on a fresh output folder and prints the
+wall time, the fused frames per second, the CPU time of the process tree (frames per
+CPU-second: the capacity of one core, even on a shared machine) and how busy the machine's CPUs were before the run
+(another job on the machine makes the numbers meaningless; the line says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import resource
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def _cpu_busy(seconds: float = 2.0) -> float:
+    def snap() -> list[int]:
+        return [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+
+    a = snap()
+    time.sleep(seconds)
+    d = [y - x for x, y in zip(a, snap())]
+    return 1 - (d[3] + d[4]) / max(sum(d), 1)
+
+
+def _write(path: Path, frames: list[np.ndarray]) -> None:
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("ffv1", rate=Fraction(30))
+        s.height, s.width = frames[0].shape[:2]
+        s.pix_fmt = "bgr0"
+        for img in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("workdir", nargs="?", default="/tmp/rtfuse-batch-bench", type=Path)
+    ap.add_argument("--frames", type=int, default=90)
+    ap.add_argument("--size", default="320x240")
+    ap.add_argument("--configs", default="--workers 1;--workers 2;--workers 2 --ray")
+    a = ap.parse_args()
+    w, h = map(int, a.size.split("x"))
+    arch = a.workdir / "archive"
+    if not arch.is_dir():
+        arch.mkdir(parents=True)
+        base = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+        for k in range(20):
+            frames = [np.roll(base, 3 * t + k, axis=1) for t in range(a.frames)]
+            _write(arch / f"clip{k:02d}_vis.mkv", frames)
+            _write(arch / f"clip{k:02d}_ir.mkv", [np.repeat(f[:, :, :1], 3, axis=2) for f in frames])
+    for cfg in a.configs.split(";"):
+        out = a.workdir / "out"
+        subprocess.run(["rm", "-rf", str(out)], check=True)
+        busy = _cpu_busy()
+        t0 = time.perf_counter()
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cmd = [sys.executable, "-m", "rtfuse._entry", "batch", str(arch), "-o", str(out), *cfg.split()]
+        rc = subprocess.run(cmd, capture_output=True).returncode
+        wall = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime  # Ray's workers are not counted
+        with open(out / "batch_report.csv") as f:
+            frames = sum(int(r["frames_out"]) for r in csv.DictReader(f))
+        print(
+            f"{cfg:24s} rc={rc} wall={wall:6.1f} s frames={frames} fps={frames / wall:6.1f} "
+            f"cpu={cpu:6.1f} s ({frames / max(cpu, 1e-9):.0f} frames per CPU-second) "
+            f"(CPUs {busy:.0%} busy before the run)",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

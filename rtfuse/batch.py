@@ -1,0 +1,527 @@
+"""``rtfuse batch``: fuse a whole archive of video pairs, resumable and failure-isolated.
+
+Each pair is one task that runs the same path as ``rtfuse fuse`` on two videos
+(:func:`rtfuse.runner.build` with a :func:`rtfuse.runner.video_sink`) in a worker process; tasks
+receive paths and options, never frames. This module is imported by the parent and by every worker,
+so it imports nothing heavy (Numba, OpenCV) at module level: a worker sets ``NUMBA_NUM_THREADS``
+before the first Numba import.
+
+Resume: a finished output gets a hidden sidecar ``.NAME.rtfuse.json`` (its report row), written
+atomically after the video was renamed into place. A re-run skips a pair when the output and its
+sidecar exist and the output's demuxed frame count equals the sidecar's ``frames_out``; everything
+else is redone. A killed task leaves at most a ``.NAME.part`` file, which the next run discards.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rtfuse.atomic import partial_path, write_atomic
+from rtfuse.errors import InputError, RtfuseError
+from rtfuse.paths import check_writable_folder, refuse_overwrite
+from rtfuse.sync import IR_TAGS, VIS_TAGS, pair_stems
+
+VIDEO_EXTS = (".mp4", ".mkv", ".avi", ".mov", ".m4v", ".webm", ".ts")
+MANIFEST_EXTS = (".csv", ".jsonl")
+# A tag of two letters or more after a separator marks a side in a folder of mixed files
+# (NAME_vis.mp4, NAME-ir.mkv); one-letter tags (7400v) are too easily part of a name there.
+_SIDE_TAGS = {"vis": tuple(t for t in VIS_TAGS if len(t) > 1), "ir": tuple(t for t in IR_TAGS if len(t) > 1)}
+NAMING_RULE = (
+    "in every folder, NAME_vis.EXT with NAME_ir.EXT (any of _ - . as separator; tags "
+    f"{', '.join(_SIDE_TAGS['vis'])} / {', '.join(_SIDE_TAGS['ir'])}), or vis/NAME.EXT with ir/NAME.EXT "
+    "in two sibling folders; the output is OUT_DIR/<relative folder>/NAME<ext>"
+)
+REPORT_FIELDS = (
+    "vis",
+    "ir",
+    "out",
+    "frames_in",
+    "paired",
+    "frames_out",
+    "unused_vis",
+    "unused_ir",
+    "fps",
+    "seconds",
+    "status",
+    "error",
+    "attempts",
+)
+
+
+@dataclass
+class Job:
+    """One pair: its inputs, its output and its calibration (None: the batch's ``--calib``)."""
+
+    vis: Path
+    ir: Path
+    out: Path
+    calib: Path | None = None
+
+
+@dataclass
+class Row:
+    """One pair's line of the report."""
+
+    vis: str
+    ir: str
+    out: str
+    frames_in: int = 0
+    paired: int = 0
+    frames_out: int = 0
+    unused_vis: int = 0
+    unused_ir: int = 0
+    fps: float = 0.0
+    seconds: float = 0.0
+    status: str = "pending"  # ok | failed | skipped | pending (not run: the batch was stopped)
+    error: str = ""
+    attempts: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def sidecar_path(out: Path) -> Path:
+    """The hidden file holding a finished output's report row (what a re-run verifies against)."""
+    return out.with_name(f".{out.name}.rtfuse.json")
+
+
+# ---------------------------------------------------------------- finding the pairs
+
+
+def find_jobs(source: Path, out_dir: Path, ext: str = ".mp4") -> tuple[list[Job], list[str]]:
+    """The pairs in a folder (:data:`NAMING_RULE`) or a CSV/JSONL manifest: ``(jobs, notes)``.
+
+    ``notes`` name every video file left unpaired. Outputs are checked: never an input, never two
+    pairs on one output.
+    """
+    ext = ext if ext.startswith(".") else "." + ext
+    if not source.exists():
+        raise InputError(f"{source}: no such folder or manifest")
+    if source.is_dir():
+        jobs, notes = _scan_folder(source, out_dir, ext)
+    elif source.suffix.lower() in MANIFEST_EXTS:
+        jobs, notes = _read_manifest(source, out_dir, ext), []
+    else:
+        raise InputError(f"{source}: give a folder of videos or a manifest ({', '.join(MANIFEST_EXTS)})")
+    _check_outputs(jobs)
+    return jobs, notes
+
+
+def _videos(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTS)
+
+
+def _side(stem: str) -> str | None:
+    low = stem.lower()
+    for side, tags in _SIDE_TAGS.items():
+        if any(low.endswith(sep + t) for t in tags for sep in "_-. "):
+            return side
+    return None
+
+
+def _scan_folder(root: Path, out_dir: Path, ext: str) -> tuple[list[Job], list[str]]:
+    jobs: list[Job] = []
+    notes: list[str] = []
+    out_res = out_dir.resolve()
+    for folder, subdirs, _ in os.walk(root):
+        here = Path(folder)
+        subdirs.sort()
+        if here.resolve() == out_res or out_res in here.resolve().parents:
+            subdirs.clear()  # never read the outputs of an earlier run as inputs
+            continue
+        rel = here.relative_to(root)
+        # vis/ and ir/ siblings: one pair per equal stem (pair_stems' rule for two folders)
+        lower = {d.lower(): d for d in subdirs}
+        if "vis" in lower and "ir" in lower:
+            vis = {p.stem: p for p in _videos(here / lower["vis"])}
+            ir = {p.stem: p for p in _videos(here / lower["ir"])}
+            pairs, vis_only, ir_only = pair_stems(vis, ir)
+            jobs += [Job(v, i, out_dir / rel / (name + ext)) for name, (v, i) in pairs.items()]
+            notes += [f"{vis[s]}: no IR video of that name; not fused" for s in vis_only]
+            notes += [f"{ir[s]}: no visible video of that name; not fused" for s in ir_only]
+            subdirs[:] = [d for d in subdirs if d not in (lower["vis"], lower["ir"])]
+        # NAME_vis / NAME_ir in one folder: pair_stems drops the tag every file of a side carries
+        sides: dict[str, dict[str, Path]] = {"vis": {}, "ir": {}}
+        for p in _videos(here):
+            side = _side(p.stem)
+            if side is not None:
+                sides[side][p.stem] = p
+        if sides["vis"] or sides["ir"]:
+            pairs, vis_only, ir_only = pair_stems(sides["vis"], sides["ir"])
+            jobs += [Job(v, i, out_dir / rel / (name + ext)) for name, (v, i) in pairs.items()]
+            notes += [f"{sides['vis'][s]}: no IR video of that name; not fused" for s in vis_only]
+            notes += [f"{sides['ir'][s]}: no visible video of that name; not fused" for s in ir_only]
+    return jobs, notes
+
+
+def _read_manifest(path: Path, out_dir: Path, ext: str) -> list[Job]:
+    """Rows ``vis, ir[, out][, calib]``; relative inputs are relative to the manifest's folder,
+    relative outputs to OUT_DIR. Without ``out``, the output is named after the visible file."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read the manifest ({e})") from None
+    if path.suffix.lower() == ".csv":
+        records = list(csv.DictReader(io.StringIO(text)))
+    else:
+        records = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise InputError(f"{path}:{n}: not a JSON object ({e.msg})") from None
+    jobs = []
+    base = path.parent
+    for n, rec in enumerate(records, 1):
+        if not isinstance(rec, dict) or not rec.get("vis") or not rec.get("ir"):
+            raise InputError(f"{path}: entry {n} needs a vis and an ir path")
+        vis, ir = base / rec["vis"], base / rec["ir"]
+        if rec.get("out"):
+            out = out_dir / rec["out"]
+        else:
+            name = next(iter(pair_stems({vis.stem: vis}, {ir.stem: ir})[0]), vis.stem)
+            out = out_dir / (name + ext)
+        calib = base / rec["calib"] if rec.get("calib") else None
+        jobs.append(Job(vis, ir, out, calib))
+    return jobs
+
+
+def _check_outputs(jobs: list[Job]) -> None:
+    """Before any work: no output over an input, no two pairs writing one output."""
+    inputs = {p.resolve() for j in jobs for p in (j.vis, j.ir)}
+    seen: dict[Path, Job] = {}
+    for j in jobs:
+        refuse_overwrite(j.out, {"visible": j.vis, "IR": j.ir})
+        key = j.out.resolve()
+        if key in inputs or partial_path(key) in inputs:
+            raise InputError(
+                f"the output {j.out} is an input of another pair; rtfuse never writes over an input"
+            )
+        if key in seen:
+            raise InputError(
+                f"{seen[key].vis} and {j.vis} would both be fused into {j.out}: give each its own output"
+            )
+        seen[key] = j
+
+
+# ---------------------------------------------------------------- resume
+
+
+def demuxed_frames(path: Path) -> int:
+    """Frames stored in a video file (packets demuxed, not decoded: cheap enough for a re-run); 0 if unreadable."""
+    import av
+
+    n = 0
+    try:
+        with av.open(str(path)) as c:
+            for pkt in c.demux(video=0):
+                if pkt.size:
+                    n += 1
+    except (av.error.FFmpegError, OSError, ValueError, IndexError):
+        return 0
+    return n
+
+
+def finished_row(job: Job) -> Row | None:
+    """The earlier run's row when ``job.out`` exists and verifies against its sidecar, else None."""
+    side = sidecar_path(job.out)
+    if not (job.out.is_file() and side.is_file()):
+        return None
+    try:
+        data = json.loads(side.read_text())
+        row = Row(**{k: v for k, v in data.items() if k in Row.__dataclass_fields__})
+    except (OSError, ValueError, TypeError):
+        return None
+    if row.status != "ok" or row.frames_out <= 0 or demuxed_frames(job.out) != row.frames_out:
+        return None
+    return row
+
+
+# ---------------------------------------------------------------- the task (runs in a worker)
+
+_FUSERS: dict[tuple[str, str | None], Any] = {}  # one loaded fuser per worker and backend
+
+
+def init_worker() -> None:
+    """Process-pool initializer: one Numba thread per worker (set before Numba is imported, so it
+    holds), and stop signals left to the parent, which ends the workers itself."""
+    import signal
+
+    os.environ["NUMBA_NUM_THREADS"] = "1"
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
+
+
+def run_job(job: Job, options: dict[str, Any], evaluate: bool = False) -> Row:
+    """Fuse one pair exactly as ``rtfuse fuse --vis V --ir I -o OUT`` with ``options`` would.
+
+    Never raises for a bad pair: an :class:`RtfuseError` becomes a failed row with its one line.
+    """
+    import argparse
+
+    from rich.console import Console
+
+    from rtfuse.messages import with_flag
+    from rtfuse.runner import build, run_and_report, video_sink
+
+    row = Row(str(job.vis), str(job.ir), str(job.out))
+    t0 = time.perf_counter()
+    args = argparse.Namespace(**options)
+    if job.calib is not None:
+        args.calib = job.calib
+    quiet = Console(file=io.StringIO(), width=200)  # the per-pair summary goes into the report row
+    pipe = None
+    try:
+        sidecar_path(job.out).unlink(missing_ok=True)  # the output is being redone
+        _discard_stale_part(job.out)
+        job.out.parent.mkdir(parents=True, exist_ok=True)
+        key = (args.backend, str(args.weights) if args.weights else None)
+        if key not in _FUSERS:
+            from rtfuse.cli import _load
+
+            _FUSERS[key] = _load(args.backend, args.weights)
+        sink = video_sink(job.out, args)
+        pipe = build(args, str(job.vis), str(job.ir), [sink], _FUSERS[key])
+        run_and_report(pipe, quiet, "rtfuse batch")
+        row.status = "ok"
+    except RtfuseError as e:
+        row.status, row.error = "failed", " ".join(with_flag(e).split())
+    except Exception as e:  # noqa: BLE001 - one bad pair must not end the batch; one line, no traceback
+        row.status, row.error = "failed", f"{type(e).__name__}: {' '.join(str(e).split())}"
+    row.seconds = round(time.perf_counter() - t0, 3)
+    if pipe is not None:
+        pr = pipe.pairing
+        row.frames_in, row.paired, row.frames_out = pr.vis_seen, pr.pairs, pipe.stats.frames_out
+        row.unused_vis, row.unused_ir = pr.vis_unused, pr.ir_unused + pr.ir_after_vis
+        row.fps = round(row.frames_out / row.seconds, 1) if row.seconds else 0.0
+    if row.status == "ok" and evaluate:
+        row.metrics = _metrics(job.out)
+    if row.status == "ok":
+        write_atomic(sidecar_path(job.out), json.dumps(asdict(row)).encode(), "batch sidecar")
+    return row
+
+
+def _discard_stale_part(out: Path) -> None:
+    """A ``.part`` file of a killed task: the batch redoes the pair, so its frames are not kept
+    (rtfuse fuse would keep them as NAME.interrupted.mp4: a second output of one pair). A locked
+    one belongs to a live writer and is left to VideoSink's own refusal."""
+    import fcntl
+
+    part = partial_path(out)
+    if not part.is_file():
+        return
+    fd = os.open(part, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return
+    finally:
+        os.close(fd)
+    part.unlink(missing_ok=True)
+
+
+def _metrics(path: Path) -> dict[str, float]:
+    """Mean EN, SD and SF over the output's frames."""
+    import av
+    import numpy as np
+
+    from rtfuse.metrics import entropy, sd, sf
+
+    vals: dict[str, list[float]] = {"EN": [], "SD": [], "SF": []}
+    with av.open(str(path)) as c:
+        for f in c.decode(video=0):
+            gray = f.to_ndarray(format="gray")
+            for name, fn in (("EN", entropy), ("SD", sd), ("SF", sf)):
+                vals[name].append(float(fn(gray)))
+    return {k: round(float(np.mean(v)), 4) for k, v in vals.items() if v}
+
+
+# ---------------------------------------------------------------- the report
+
+
+def write_report(out_dir: Path, rows: list[Row], notes: list[str]) -> tuple[Path, Path]:
+    """``batch_report.csv`` and ``batch_report.json`` in ``out_dir``, each written atomically."""
+    metric_names = sorted({k for r in rows for k in r.metrics})
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow([*REPORT_FIELDS, *metric_names])
+    for r in rows:
+        d = asdict(r)
+        w.writerow([d[k] for k in REPORT_FIELDS] + [r.metrics.get(m, "") for m in metric_names])
+    csv_path, json_path = out_dir / "batch_report.csv", out_dir / "batch_report.json"
+    write_atomic(csv_path, buf.getvalue().encode(), "batch report")
+    data = {"pairs": [asdict(r) for r in rows], "unpaired": notes}
+    write_atomic(json_path, json.dumps(data, indent=1).encode(), "batch report")
+    return csv_path, json_path
+
+
+def check_out_dir(out_dir: Path) -> None:
+    check_writable_folder(out_dir, "batch outputs", create=True)
+
+
+# ---------------------------------------------------------------- the local executor
+
+
+def run_batch(
+    jobs: list[Job],
+    options: dict[str, Any],
+    workers: int,
+    retries: int = 1,
+    force: bool = False,
+    evaluate: bool = False,
+    progress: Any = None,
+    ray_address: str | None = None,
+) -> tuple[list[Row], bool]:
+    """Fuse ``jobs`` on ``workers`` processes: ``(rows in job order, stopped by a signal)``.
+
+    Verified outputs are skipped unless ``force``. A worker that dies (killed, out of memory)
+    breaks the pool: the pairs it may have held are resubmitted on a fresh pool up to ``retries``
+    times; a pair that fails with an error is not retried (the same input fails the same way).
+    A stop signal ends the workers at once (their ``.part`` files are removed; those pairs stay
+    ``pending`` and a re-run does them).
+
+    ``ray_address``: run the same task as Ray tasks instead, on that cluster (``"local"``: a Ray
+    started for this run with ``workers`` CPUs); Ray resubmits tasks whose worker or node died.
+    """
+    import threading
+    from collections import deque
+
+    from rtfuse import interrupt
+
+    rows = [Row(str(j.vis), str(j.ir), str(j.out)) for j in jobs]
+    todo: deque[int] = deque()
+    for k, job in enumerate(jobs):
+        done = None if force else finished_row(job)
+        if done is not None:
+            done.status, done.seconds, done.fps, done.attempts = "skipped", 0.0, 0.0, 0
+            rows[k] = done
+            _advance(progress, done)
+        else:
+            todo.append(k)
+    stop = threading.Event()
+    with interrupt.cooperative(stop):
+        if ray_address is not None:
+            if todo:
+                _on_ray(jobs, rows, todo, options, workers, retries, evaluate, progress, stop, ray_address)
+            return rows, stop.is_set()
+        while todo and not stop.is_set():
+            todo = _one_pool(jobs, rows, todo, options, workers, retries, evaluate, progress, stop)
+    return rows, stop.is_set()
+
+
+def _one_pool(jobs, rows, todo, options, workers, retries, evaluate, progress, stop):
+    """Run ``todo`` on one process pool; returns the pairs to resubmit after the pool broke."""
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    again: deque[int] = deque()
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker
+    )
+    futures = {pool.submit(run_job, jobs[k], options, evaluate): k for k in todo}
+    started: set[int] = set()  # pairs seen running: those a dead worker may have held
+    live = set(futures)
+    try:
+        while live and not stop.is_set():
+            done, live = wait(live, timeout=0.2, return_when=FIRST_COMPLETED)
+            started |= {futures[f] for f in live if f.running()}
+            for f in done:
+                k = futures[f]
+                try:
+                    row = f.result()
+                    row.attempts = rows[k].attempts + 1
+                    rows[k] = row
+                except BrokenProcessPool:
+                    if k in started or not started:
+                        rows[k].attempts += 1
+                    if rows[k].attempts > retries:
+                        rows[k].status = "failed"
+                        rows[k].error = f"the worker process died {rows[k].attempts} times on this pair"
+                    else:
+                        again.append(k)
+                        continue
+                _advance(progress, rows[k])
+    finally:
+        if stop.is_set():
+            for proc in list(getattr(pool, "_processes", {}).values()):  # no public way to end workers
+                proc.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
+        if stop.is_set():
+            for f in live:
+                _discard_stale_part(jobs[futures[f]].out)
+    return again
+
+
+def _advance(progress: Any, row: Row) -> None:
+    if progress is not None:
+        progress(row)
+
+
+# ---------------------------------------------------------------- the Ray executor
+
+
+def _ray_task(job: Job, options: dict[str, Any], evaluate: bool) -> Row:
+    """The Ray task: the same :func:`run_job`, in a Ray worker (which gets NUMBA_NUM_THREADS=1
+    from the runtime environment; Ray already keeps stop signals from its workers)."""
+    return run_job(job, options, evaluate)
+
+
+def import_ray() -> Any:
+    """Ray, imported only for ``--ray`` (the runtime never needs it)."""
+    try:
+        import ray
+    except ImportError:
+        raise RtfuseError("--ray needs Ray, which is not installed: pip install 'rtfuse[cluster]'") from None
+    return ray
+
+
+def _on_ray(jobs, rows, todo, options, workers, retries, evaluate, progress, stop, address) -> None:
+    """Submit every pair as a Ray task, collect rows as they finish; paths travel, never frames."""
+    ray = import_ray()
+    env = {"NUMBA_NUM_THREADS": "1"}
+    if address == "local":
+        # A local Ray's workers import this very rtfuse (a source checkout too, not only an install).
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(Path(__file__).resolve().parents[1]), *filter(None, [os.environ.get("PYTHONPATH")])]
+        )
+        ray.init(
+            num_cpus=workers,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            runtime_env={"env_vars": env},
+        )
+    else:
+        ray.init(address=address, log_to_driver=False, configure_logging=False, runtime_env={"env_vars": env})
+    try:
+        # max_retries counts system failures only (a dead worker or node); errors are not retried.
+        task = ray.remote(num_cpus=1, max_retries=retries)(_ray_task)
+        refs = {task.remote(jobs[k], options, evaluate): k for k in todo}
+        while refs and not stop.is_set():
+            ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.2)
+            for ref in ready:
+                k = refs.pop(ref)
+                try:
+                    row = ray.get(ref)
+                    row.attempts = 1
+                    rows[k] = row
+                except Exception as e:  # noqa: BLE001 - a task lost after its retries: one line
+                    rows[k].status = "failed"
+                    rows[k].error = f"the Ray task was lost ({type(e).__name__}: {str(e).splitlines()[0]})"
+                    rows[k].attempts = retries + 1
+                _advance(progress, rows[k])
+        if stop.is_set():
+            for ref in refs:
+                ray.cancel(ref, force=True)
+            for k in refs.values():
+                _discard_stale_part(jobs[k].out)
+    finally:
+        ray.shutdown()

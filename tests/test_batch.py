@@ -1,0 +1,342 @@
+"""`rtfuse batch`: an archive of generated pairs, with bad ones, fused, re-run, forced and resumed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from conftest import REPO, run_cli, write_video
+
+N_GOOD = 17  # plus 2 corrupt and 1 truncated: 20 pairs
+
+
+def _frames(seed: int, n: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def _h264_faststart(path, frames):
+    with av.open(str(path), "w", options={"movflags": "+faststart"}) as c:
+        s = c.add_stream("libx264", rate=Fraction(30))
+        s.height, s.width = frames[0].shape[:2]
+        s.pix_fmt = "yuv420p"
+        for img in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    """Good pairs in both naming forms and nested folders, 2 corrupt, 1 truncated: (root, expected)."""
+    root = tmp_path_factory.mktemp("archive")
+    expected = {}  # output relative path -> paired frames (None: the pair fails)
+    for k in range(N_GOOD):
+        n = 8 + k % 5
+        if k % 2:
+            folder = root / f"site{k % 3}" / "day1"
+            folder.mkdir(parents=True, exist_ok=True)
+            write_video(folder / f"clip{k:02d}_vis.mkv", _frames(k, n), 30)
+            write_video(folder / f"clip{k:02d}_ir.mkv", _frames(100 + k, n), 30)
+            expected[f"site{k % 3}/day1/clip{k:02d}.mp4"] = n
+        else:
+            folder = root / f"post{k % 2}"
+            (folder / "vis").mkdir(parents=True, exist_ok=True)
+            (folder / "ir").mkdir(parents=True, exist_ok=True)
+            write_video(folder / "vis" / f"rec{k:02d}.mkv", _frames(k, n), 30)
+            write_video(folder / "ir" / f"rec{k:02d}.mkv", _frames(100 + k, n), 30)
+            expected[f"post{k % 2}/rec{k:02d}.mp4"] = n
+    bad = root / "bad"
+    bad.mkdir()
+    write_video(bad / "noise_vis.mkv", _frames(1, 8), 30)
+    (bad / "noise_ir.mkv").write_bytes(np.random.default_rng(0).bytes(4000))  # corrupt
+    (bad / "empty_vis.mp4").write_bytes(b"")  # unreadable
+    write_video(bad / "empty_ir.mp4", _frames(2, 8), 30)
+    full = _h264_faststart(bad / "full.mp4", _frames(3, 60))
+    (bad / "cut_vis.mp4").write_bytes(full.read_bytes()[: len(full.read_bytes()) // 2])  # truncated
+    _h264_faststart(bad / "cut_ir.mp4", _frames(4, 60))
+    full.unlink()
+    expected.update({"bad/noise.mp4": None, "bad/empty.mp4": None, "bad/cut.mp4": None})
+    return root, expected
+
+
+def _report(out):
+    with open(out / "batch_report.csv") as f:
+        return {str(_rel(out, r["out"])): r for r in csv.DictReader(f)}
+
+
+def _rel(out, path):
+    return Path(path).relative_to(out)
+
+
+def _outputs(out):
+    """Every file under OUT_DIR but the reports and the sidecars, relative."""
+    return sorted(
+        str(p.relative_to(out))
+        for p in out.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and not p.name.startswith("batch_report")
+    )
+
+
+def _frame_count(path) -> int:
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def _check_complete(out, expected):
+    good = sorted(k for k, v in expected.items() if v is not None)
+    rows = _report(out)
+    assert sorted(rows) == sorted(expected)
+    assert [k for k in _outputs(out) if k in good] == good
+    for k in good:
+        assert rows[k]["status"] in ("ok", "skipped"), rows[k]
+        assert int(rows[k]["frames_out"]) == expected[k] == int(rows[k]["paired"])
+        assert _frame_count(out / k) == expected[k]
+    assert not [p for p in out.rglob("*.part")]
+    assert not [p for p in out.rglob("*interrupted*")]
+    return rows
+
+
+def test_batch_fuses_reports_skips_and_forces(archive, tmp_path):
+    root, expected = archive
+    out = tmp_path / "out"
+    code, text = run_cli("batch", root, "-o", out, "--workers", "2", "--eval")
+    assert code == 1, text  # three pairs failed
+    assert "Traceback" not in text
+    rows = _check_complete(out, expected)
+    failed = {k for k, r in rows.items() if r["status"] == "failed"}
+    assert failed == {"bad/noise.mp4", "bad/empty.mp4", "bad/cut.mp4"}
+    assert "truncated" in rows["bad/cut.mp4"]["error"]
+    for k in failed:
+        assert rows[k]["error"] and "\n" not in rows[k]["error"]
+        assert rows[k]["error"][-50:] in " ".join(text.split())
+    ok = [r for r in rows.values() if r["status"] == "ok"]
+    # exact accounting: every paired frame is in an output, and nothing else
+    assert (
+        sum(int(r["frames_out"]) for r in ok)
+        == sum(int(r["paired"]) for r in ok)
+        == sum(v for v in expected.values() if v)
+    )
+    assert all(float(r["EN"]) > 0 and float(r["SF"]) > 0 for r in ok)
+    data = json.loads((out / "batch_report.json").read_text())
+    assert len(data["pairs"]) == len(expected)
+
+    mtimes = {k: (out / k).stat().st_mtime_ns for k in ok_keys(rows)}
+    code, text = run_cli("batch", root, "-o", out, "--workers", "2")
+    rows = _check_complete(out, expected)
+    assert all(rows[k]["status"] == "skipped" for k in mtimes), text
+    assert {k: (out / k).stat().st_mtime_ns for k in mtimes} == mtimes
+
+    (out / next(iter(mtimes))).write_bytes(b"broken")  # a damaged output is redone, not trusted
+    code, text = run_cli("batch", root, "-o", out, "--workers", "2")
+    rows = _check_complete(out, expected)
+    assert rows[next(iter(mtimes))]["status"] == "ok"
+
+    code, text = run_cli("batch", root, "-o", out, "--workers", "2", "--force")
+    rows = _check_complete(out, expected)
+    assert all(rows[k]["status"] == "ok" for k in mtimes)
+
+
+def ok_keys(rows):
+    return [k for k, r in rows.items() if r["status"] == "ok"]
+
+
+def test_manifest_csv_and_jsonl(archive, tmp_path):
+    root, expected = archive
+    good = [k for k, v in expected.items() if v][:3]
+    lines = []
+    for k in good:
+        if "/rec" in k:
+            stem = k.split("/")[-1][:-4]
+            vis, ir = (
+                root / k.split("/")[0] / "vis" / f"{stem}.mkv",
+                root / k.split("/")[0] / "ir" / f"{stem}.mkv",
+            )
+        else:
+            vis, ir = root / k.replace(".mp4", "_vis.mkv"), root / k.replace(".mp4", "_ir.mkv")
+        lines.append((vis, ir, k))
+    man = tmp_path / "m.csv"
+    man.write_text("vis,ir,out\n" + "".join(f"{v},{i},{o}\n" for v, i, o in lines))
+    code, text = run_cli("batch", man, "-o", tmp_path / "a", "--workers", "2")
+    assert code == 0, text
+    assert _outputs(tmp_path / "a") == sorted(good)
+    man = tmp_path / "m.jsonl"
+    man.write_text("".join(json.dumps({"vis": str(v), "ir": str(i)}) + "\n" for v, i, _ in lines))
+    code, text = run_cli("batch", man, "-o", tmp_path / "b", "--workers", "1")
+    assert code == 0, text
+    assert len(_outputs(tmp_path / "b")) == 3
+
+
+def test_an_output_over_an_input_is_refused_before_any_work(archive, tmp_path):
+    root, expected = archive
+    v = root / "site1" / "day1" / "clip01_vis.mkv"
+    man = tmp_path / "m.csv"
+    man.write_text(f"vis,ir,out\n{v},{root / 'site1/day1/clip01_ir.mkv'},{v}\n")
+    code, text = run_cli("batch", man, "-o", tmp_path / "o")
+    assert code == 1 and "never writes over an input" in text, text
+
+
+def _interrupt_and_resume(root, expected, out, delay: float, sig: int, *extra: str):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtfuse._entry", "batch", str(root), "-o", str(out), "--workers", "2", *extra],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 120 and proc.poll() is None:
+        if out.exists() and any(p.suffix == ".mp4" for p in out.rglob("*.mp4")):
+            break
+        time.sleep(0.02)
+    time.sleep(delay)
+    proc.send_signal(sig)
+    text = proc.communicate(timeout=120)[0]
+    assert "Traceback" not in text, text
+    if proc.returncode == 128 + sig:
+        assert "re-run the same command" in text
+    code, text = run_cli("batch", root, "-o", out, "--workers", "2", *extra)
+    assert code == 1, text  # only the three bad pairs
+    _check_complete(out, expected)
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_an_interrupted_batch_resumes_to_completion(archive, tmp_path, attempt):
+    root, expected = archive
+    rnd = random.Random(attempt)
+    _interrupt_and_resume(root, expected, tmp_path / "out", rnd.uniform(0, 1.5), signal.SIGTERM)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attempt", range(10))
+def test_interrupted_at_random_moments_soak(archive, tmp_path, attempt):
+    root, expected = archive
+    rnd = random.Random(100 + attempt)
+    sig = (signal.SIGTERM, signal.SIGINT)[attempt % 2]
+    _interrupt_and_resume(root, expected, tmp_path / "out", rnd.uniform(0, 3), sig)
+
+
+def test_a_worker_killed_with_sigkill_is_retried(archive, tmp_path):
+    """SIGKILL to a worker mid-batch: its pair is resubmitted on a fresh pool and completes."""
+    root, expected = archive
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtfuse._entry", "batch", str(root), "-o", str(out), "--workers", "2"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    killed = False
+    t0 = time.monotonic()
+    while not killed and time.monotonic() - t0 < 120 and proc.poll() is None:
+        kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        if kids and out.exists() and any(out.rglob("*.mp4")):
+            os.kill(int(kids[-1]), signal.SIGKILL)
+            killed = True
+        time.sleep(0.02)
+    text = proc.communicate(timeout=180)[0]
+    assert "Traceback" not in text, text
+    assert proc.returncode == 1, text
+    assert killed
+    _check_complete(out, expected)
+
+
+def test_batch_on_a_local_ray(archive, tmp_path):
+    """The same archive as Ray tasks on a local Ray with 2 CPUs: the same rows and outputs."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'rtfuse[cluster]')")
+    root, expected = archive
+    out = tmp_path / "out"
+    code, text = run_cli("batch", root, "-o", out, "--workers", "2", "--ray")
+    assert code == 1, text
+    assert "Traceback" not in text
+    rows = _check_complete(out, expected)
+    assert {k for k, r in rows.items() if r["status"] == "failed"} == {
+        "bad/noise.mp4",
+        "bad/empty.mp4",
+        "bad/cut.mp4",
+    }
+    code, text = run_cli("batch", root, "-o", out, "--workers", "2", "--ray")
+    rows = _check_complete(out, expected)
+    assert all(r["status"] == "skipped" for k, r in rows.items() if expected[k]), text
+
+
+def test_an_interrupted_ray_batch_resumes_to_completion(archive, tmp_path):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'rtfuse[cluster]')")
+    root, expected = archive
+    _interrupt_and_resume(root, expected, tmp_path / "out", 0.3, signal.SIGTERM, "--ray")
+
+
+def test_batch_without_ray_does_not_import_it(archive, tmp_path):
+    """The runtime and the process executor never import Ray."""
+    import subprocess
+
+    code = (
+        "import sys; from rtfuse.cli import main; "
+        f"rc = main(['batch', {str(archive[0] / 'post0')!r}, '-o', {str(tmp_path / 'o')!r}, '--workers', '1']); "
+        "assert 'ray' not in sys.modules, 'ray imported'; print('rc', rc)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert "rc 0" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_ray_worker_killed_with_sigkill_is_retried(archive, tmp_path):
+    """SIGKILL to a Ray worker while it runs a pair: Ray resubmits the task and the batch completes."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'rtfuse[cluster]')")
+    root, expected = archive
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable,
+        "-m",
+        "rtfuse._entry",
+        "batch",
+        str(root),
+        "-o",
+        str(out),
+        "--workers",
+        "2",
+        "--ray",
+    ]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    killed = False
+    t0 = time.monotonic()
+    while not killed and time.monotonic() - t0 < 120 and proc.poll() is None:
+        if out.exists() and any(out.rglob("*.mp4")):
+            # the one process of this test's Ray that is running a pair right now
+            busy = subprocess.run(
+                ["pgrep", "-f", "ray::_ray_task"], capture_output=True, text=True
+            ).stdout.split()
+            if busy:
+                os.kill(int(busy[0]), signal.SIGKILL)
+                killed = True
+        time.sleep(0.02)
+    text = proc.communicate(timeout=180)[0]
+    assert killed, text
+    assert "Traceback" not in text, text
+    assert proc.returncode == 1, text
+    _check_complete(out, expected)
+
+
+def test_ray_missing_is_one_line_before_any_work(archive, tmp_path):
+    code = (
+        "import sys; sys.modules['ray'] = None; from rtfuse.cli import main; "
+        f"print('rc', main(['batch', {str(archive[0] / 'post0')!r}, '-o', {str(tmp_path / 'o')!r}, '--ray']))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    text = r.stdout + r.stderr
+    assert "rc 1" in text and "pip install 'rtfuse[cluster]'" in text and "Traceback" not in text, text
+    assert not (tmp_path / "o").exists()
