@@ -54,14 +54,15 @@ def random_pair(rng, h, w):
     return rng.integers(0, 256, (h, w, 3), dtype=np.uint8), rng.integers(0, 256, (h, w), dtype=np.uint8)
 
 
-def write_video(path, frames, fps, codec="ffv1", pix_fmt=None):
-    """Encode a list of uint8 BGR (H, W, 3) or gray (H, W) frames with PyAV; returns path."""
+def write_video(path, frames, fps, codec="ffv1", pix_fmt=None, options=None):
+    """Encode a list of uint8 BGR (H, W, 3) or gray (H, W) frames with PyAV; returns path.
+    ``options`` go to the muxer, e.g. ``{"movflags": "+faststart"}``."""
     from fractions import Fraction
 
     import av
     import cv2
 
-    with av.open(str(path), "w") as c:
+    with av.open(str(path), "w", options=options or {}) as c:
         s = c.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
         s.height, s.width = frames[0].shape[:2]
         s.pix_fmt = pix_fmt or ("bgr0" if codec == "ffv1" else "yuv420p")

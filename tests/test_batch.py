@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -28,16 +27,7 @@ def _frames(seed: int, n: int) -> list[np.ndarray]:
 
 
 def _h264_faststart(path, frames):
-    with av.open(str(path), "w", options={"movflags": "+faststart"}) as c:
-        s = c.add_stream("libx264", rate=Fraction(30))
-        s.height, s.width = frames[0].shape[:2]
-        s.pix_fmt = "yuv420p"
-        for img in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
+    return write_video(path, frames, 30, codec="libx264", options={"movflags": "+faststart"})
 
 
 @pytest.fixture(scope="module")

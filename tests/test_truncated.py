@@ -1,9 +1,7 @@
 """Video files cut short of their declared length: one clear error, or a warning with --allow-truncated."""
 
 import re
-from fractions import Fraction
 
-import av
 import numpy as np
 import pytest
 
@@ -22,16 +20,7 @@ def _frames(seed: int, n: int = N) -> list[np.ndarray]:
 
 def _h264(path, frames, options=None):
     """H.264 (libx264, B-frames) at 30 fps; ``options`` go to the muxer, e.g. movflags."""
-    with av.open(str(path), "w", options=options or {}) as c:
-        s = c.add_stream("libx264", rate=Fraction(30))
-        s.height, s.width = frames[0].shape[:2]
-        s.pix_fmt = "yuv420p"
-        for img in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
+    return write_video(path, frames, 30, codec="libx264", options=options)
 
 
 def _cut(src, dst, share=0.5):
