@@ -7,11 +7,31 @@ from pathlib import Path
 
 from rtfuse.errors import InputError
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks
+    fcntl = None
+
 
 def partial_path(path: str | os.PathLike) -> Path:
     """The hidden ``.NAME.part`` file an output is written through before its final rename."""
     path = Path(path)
     return path.with_name(f".{path.name}.part")
+
+
+def lock_partial(path: Path) -> int | None:
+    """An open descriptor holding an exclusive lock on ``path`` (a partial file: the writer holds it
+    while it writes), or None if another process holds one; closing the descriptor releases it.
+    Where ``fcntl`` is missing (Windows) every file counts as unlocked."""
+    fd = os.open(path, os.O_RDONLY)
+    if fcntl is None:
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def write_atomic(path: str | os.PathLike, data: bytes, what: str = "file") -> None:

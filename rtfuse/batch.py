@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rtfuse.atomic import partial_path, write_atomic
+from rtfuse.atomic import lock_partial, partial_path, write_atomic
 from rtfuse.errors import InputError, RtfuseError
 from rtfuse.paths import check_writable_folder, refuse_overwrite
 from rtfuse.sync import IR_TAGS, VIS_TAGS, pair_stems
@@ -311,18 +311,13 @@ def _discard_stale_part(out: Path) -> None:
     """A ``.part`` file of a killed task: the batch redoes the pair, so its frames are not kept
     (rtfuse fuse would keep them as NAME.interrupted.mp4: a second output of one pair). A locked
     one belongs to a live writer and is left to VideoSink's own refusal."""
-    import fcntl
-
     part = partial_path(out)
     if not part.is_file():
         return
-    fd = os.open(part, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    fd = lock_partial(part)
+    if fd is None:
         return
-    finally:
-        os.close(fd)
+    os.close(fd)
     part.unlink(missing_ok=True)
 
 

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import math
 import os
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks
-    fcntl = None
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
-from rtfuse.atomic import partial_path
+from rtfuse.atomic import lock_partial, partial_path
 from rtfuse.errors import RtfuseError
 from rtfuse.paths import check_writable_file
 from rtfuse.sinks.base import Fused, Sink
@@ -96,7 +91,7 @@ class VideoSink(Sink):
         else it was killed (SIGKILL, power loss), so keep what of it plays and never delete frames."""
         if not (self._tmp.is_file() or self._tmp.is_symlink()):
             return
-        fd = _try_lock(self._tmp)
+        fd = lock_partial(self._tmp)
         if fd is None:
             raise RtfuseError(
                 f"{self.path}: another rtfuse process is writing this output right now "
@@ -157,7 +152,7 @@ class VideoSink(Sink):
             stream.time_base = self._tb
             stream.codec_context.time_base = self._tb
             self._container.start_encoding()  # opens the encoder now: its errors come before any frame
-            self._lock = _try_lock(self._tmp)  # tells a second run on this output that we are alive
+            self._lock = lock_partial(self._tmp)  # tells a second run on this output that we are alive
         except _AV_ERRORS as e:
             self._abort()
             raise RtfuseError(f"{self.path}: cannot open the video encoder ({e})") from None
@@ -299,20 +294,6 @@ def _decodable_frames(path: Path) -> int:
 def _why(e: BaseException) -> str:
     """The cause without the temporary file's name that FFmpeg errors carry (e.g. "File too large")."""
     return getattr(e, "strerror", None) or str(e) or type(e).__name__
-
-
-def _try_lock(path: Path) -> int | None:
-    """An open descriptor holding an exclusive lock on ``path``, or None if another process holds one.
-    Where ``fcntl`` is missing (Windows) every file counts as unlocked."""
-    fd = os.open(path, os.O_RDONLY)
-    if fcntl is None:
-        return fd
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
 
 
 def _free_name(path: Path, tag: str) -> Path:
