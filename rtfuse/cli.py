@@ -44,6 +44,12 @@ def _add_backend_args(p: argparse.ArgumentParser, several: bool = False) -> None
         type=Path,
         help="a LUT .npz (lut backends) or network .pt (student, teacher) instead of the shipped one",
     )
+    p.add_argument(
+        "--prompt",
+        help='teacher backend: a sentence describing the degradations of the input, e.g. "the thermal '
+        'image has strong vertical stripes; the visible image is dark" (default: "clean"; needs the '
+        "train extra)",
+    )
 
 
 def _backend_arg(text: str) -> str:
@@ -54,7 +60,7 @@ def _backend_arg(text: str) -> str:
     return text
 
 
-def _load(backend: str, weights: Path | None):
+def _load(backend: str, weights: Path | None, prompt: str | None = None):
     from rtfuse.fusion.registry import load_fuser
 
     if backend == "teacher" and weights is None:
@@ -62,11 +68,13 @@ def _load(backend: str, weights: Path | None):
             "the teacher backend needs its checkpoint: --weights runs/teacher/teacher.pt "
             "(train one with `rtfuse train teacher`; it is not shipped)"
         )
-    return load_fuser(backend, path=weights)
+    if prompt is not None and backend != "teacher":
+        raise RtfuseError(f"--prompt is read by the teacher backend only, not by {backend}")
+    return load_fuser(backend, path=weights, **({"prompt": prompt} if prompt is not None else {}))
 
 
 def _fuser(args: argparse.Namespace):
-    return _load(args.backend, args.weights)
+    return _load(args.backend, args.weights, args.prompt)
 
 
 def _stopped(report) -> int:
@@ -171,7 +179,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         refuse_overwrite(out_dir / report, {"manifest": args.input})
     # The batch's own options, as `rtfuse fuse` would read them (sent to each task as plain values).
     keys = ("backend", "weights", "calib", "ir_agc", "clahe", "codec", "preset", "crf", "allow_truncated")
-    keys += ("vis_fps", "ir_fps", "ir_offset", "tolerance_ms", "seed")
+    keys += ("vis_fps", "ir_fps", "ir_offset", "tolerance_ms", "seed", "ir_clean")
     options = {k: getattr(args, k) for k in keys}
     _fuser(args)  # a missing checkpoint or an unreadable LUT: one line now, not one per pair
     workers = args.workers or os.cpu_count() or 1
@@ -482,9 +490,24 @@ def _eval_outputs(args: argparse.Namespace) -> None:
     for path, what in ((args.csv, "CSV metrics"), (args.json, "JSON metrics")):
         if path is not None:
             refuse_overwrite(
-                path, {"visible": args.vis, "IR": args.ir, "fused": args.fused, "reference": args.reference}
+                path,
+                {
+                    "visible": args.vis,
+                    "IR": args.ir,
+                    "fused": args.fused,
+                    "reference": args.reference,
+                    "degraded visible": args.degraded_vis,
+                    "degraded IR": args.degraded_ir,
+                },
             )
             check_writable_file(path, what)
+
+
+def _scored(args: argparse.Namespace) -> str:
+    """What a still-pair eval scores, for its table's title."""
+    if args.fused:
+        return str(args.fused)
+    return f"backend {args.backend[0]}" + (f" ({args.weights})" if args.weights else "")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -497,29 +520,75 @@ def cmd_eval(args: argparse.Namespace) -> int:
     given = [k for k, v in _EVAL_VIDEO_ONLY.items() if getattr(args, k) != v]
     if given:
         raise RtfuseError(f"--{given[0].replace('_', '-')} is for clips: add --video, or leave it out")
-    for label, p in (("visible", args.vis), ("IR", args.ir)):
-        if p.is_file():
+    for p in (args.vis, args.ir, args.degraded_vis, args.degraded_ir):
+        if p is not None and p.is_file():
             raise RtfuseError(f"{p}: is a file; eval scores folders of still pairs, or clips with --video")
     if len(args.backend) > 1:
         raise RtfuseError("several backends (--backend a,b) are compared on clips only: add --video")
+    if args.degraded_vis is not None or args.degraded_ir is not None:
+        return _eval_degraded(args)
+    if args.sequence:
+        raise RtfuseError("--sequence goes with --degraded-vis / --degraded-ir")
     _eval_outputs(args)
     from rtfuse.runner import make_stage
 
-    fuser = _load(args.backend[0], args.weights) if args.fused is None else None
+    fuser = _load(args.backend[0], args.weights, args.prompt) if args.fused is None else None
     stage = make_stage(args, fuser, resize_ir=False)
     with Progress(console=console, transient=True) as progress:
         rows = evaluate_folder(
             Path(args.vis), Path(args.ir), args.fused, stage, args.reference, progress, args.split
         )
-    what = (
-        str(args.fused)
-        if args.fused
-        else f"backend {args.backend[0]}" + (f" ({args.weights})" if args.weights else "")
-    )
     Console(highlight=False, markup=False, emoji=False, width=200).print(
-        table(rows, f"rtfuse eval: {what} on {len(rows) - 1} pairs", args.per_image)
+        table(rows, f"rtfuse eval: {_scored(args)} on {len(rows) - 1} pairs", args.per_image)
     )
     write(rows, args.csv, args.json)
+    for p in (args.csv, args.json):
+        if p:
+            console.print(f"wrote {p}")
+    return 0
+
+
+def _eval_degraded(args: argparse.Namespace) -> int:
+    """`rtfuse eval --degraded-vis/--degraded-ir`: the degraded pair's fusion scored against the clean
+    pair (rtfuse.evaluate.evaluate_degraded, docs/degraded-eval.md)."""
+    from rich.progress import Progress
+
+    from rtfuse.evaluate import DEGRADED_COLUMNS, evaluate_degraded, table, write
+    from rtfuse.runner import make_stage
+
+    if args.reference is not None and args.fused is None:
+        raise RtfuseError(
+            "--reference with --degraded-* is the clean pair's fusion for --fused images; "
+            "--backend fuses the clean pair itself: leave --reference out"
+        )
+    _eval_outputs(args)
+    if args.sequence and args.fused is not None:
+        raise RtfuseError("--sequence fuses the clip as two streams with --backend: leave --fused out")
+    fuser = _load(args.backend[0], args.weights, args.prompt) if args.fused is None else None
+    stage = make_stage(args, fuser, resize_ir=False)  # the degraded and the clean pair alike
+    clean_stage = make_stage(args, fuser, resize_ir=False) if args.sequence else None
+    with Progress(console=console, transient=True) as progress:
+        rows = evaluate_degraded(
+            args.vis,
+            args.ir,
+            args.degraded_vis,
+            args.degraded_ir,
+            stage,
+            args.fused,
+            args.reference,
+            progress,
+            args.split,
+            clean_stage,
+        )
+    degraded = " + ".join(str(p) for p in (args.degraded_vis, args.degraded_ir) if p is not None)
+    out = Console(highlight=False, markup=False, emoji=False, width=200)
+    out.print(
+        f"fused from {degraded}, scored against the clean pair {args.vis} + {args.ir}; PSNR and SF_ratio "
+        "are against the clean pair's fusion (docs/degraded-eval.md)"
+    )
+    title = f"rtfuse eval --degraded: {_scored(args)} on {len(rows) - 1} pairs"
+    out.print(table(rows, title, args.per_image, DEGRADED_COLUMNS))
+    write(rows, args.csv, args.json, DEGRADED_COLUMNS)
     for p in (args.csv, args.json):
         if p:
             console.print(f"wrote {p}")
@@ -535,6 +604,8 @@ def _eval_video(args: argparse.Namespace) -> int:
 
     if args.reference is not None or args.split != "all" or args.per_image:
         raise RtfuseError("--reference, --split and --per-image are for still pairs, not --video")
+    if args.degraded_vis is not None or args.degraded_ir is not None or args.sequence:
+        raise RtfuseError("--degraded-vis, --degraded-ir and --sequence are for still pairs, not --video")
     for label, p in (("visible", args.vis), ("IR", args.ir), ("fused", args.fused)):
         if p is not None and not p.exists():
             raise RtfuseError(f"{p}: no such file or folder (the {label} clip)")
@@ -546,7 +617,9 @@ def _eval_video(args: argparse.Namespace) -> int:
     if args.fused is not None:
         stages = {args.fused.name: make_stage(args, None, resize_ir=False)}
     else:  # one stage per backend: each is its own stream
-        stages = {b: make_stage(args, _load(b, args.weights), resize_ir=False) for b in args.backend}
+        stages = {
+            b: make_stage(args, _load(b, args.weights, args.prompt), resize_ir=False) for b in args.backend
+        }
     with Progress(console=console, transient=True) as progress:
         rows = evaluate_video(
             args.vis,
@@ -593,7 +666,7 @@ def _train_config(args: argparse.Namespace):
         if not torch.cuda.is_available():
             raise RtfuseError("--device cuda: no CUDA device is available to torch here")
     return TrainConfig(
-        data=str(args.data),
+        data=[str(d) for d in args.data],
         out=str(args.out),
         steps=args.steps,
         batch=args.batch,
@@ -608,8 +681,10 @@ def _train_config(args: argparse.Namespace):
         init=str(args.init or ""),
         dark=args.dark,
         ir_dark=args.ir_dark,
+        degrade=args.degrade,
         ship=str(getattr(args, "ship", "") or ""),
         teacher=str(getattr(args, "teacher", "") or ""),
+        **{k: getattr(args, k) for k in ("w_feat", "w_out", "w_base") if hasattr(args, k)},
     )
 
 
@@ -644,6 +719,7 @@ def cmd_distill_lut(args: argparse.Namespace) -> int:
             bank=args.bank,
             dark=args.dark,
             ir_dark=args.ir_dark,
+            degrade=args.degrade,
             w_grad=args.grad_weight,
             detail=args.detail,
             ctx_bins=args.context_bins,
@@ -691,8 +767,9 @@ def _training_args(q: argparse.ArgumentParser, steps: int, out: str) -> None:
     q.add_argument(
         "--data",
         type=Path,
-        default=Path("../shared/data/roadscene"),
-        help="folder with vis/ and ir/ registered pairs (a fixed 20 %% is held out)",
+        nargs="+",
+        default=[Path("../shared/data/roadscene")],
+        help="one or more folders with vis/ and ir/ registered pairs (a fixed 20 %% of each is held out)",
     )
     q.add_argument(
         "--out", type=Path, default=Path(out), help="run folder: last.pt (resumable) and the result"
@@ -735,6 +812,14 @@ def _training_args(q: argparse.ArgumentParser, steps: int, out: str) -> None:
         type=SHARE,
         default=0.0,
         help="share of crops with the IR darkened (gain 0.2-0.7), for cold scenes (default 0)",
+    )
+    q.add_argument(
+        "--degrade",
+        type=SHARE,
+        default=0.0,
+        help="share of crops degraded (stripes, noise, low light, blur, ...; rtfuse/training/degrade.py) "
+        "at the network's input, the clean crops staying the targets; the teacher also reads a "
+        "sentence describing them (needs the train extra) (default 0)",
     )
     q.add_argument(
         "--init",
@@ -923,7 +1008,10 @@ def _add_eval(sub) -> None:
         "--reference, PSNR against reference images (e.g. a teacher's outputs). With --video, "
         "--vis and --ir are clips (video files or image-folder sequences) read and paired as "
         "`rtfuse fuse` does; it reports the motion-compensated flicker, its ratio to max(Y, IR), "
-        "flowD and mean SF (docs/flicker.md) of each --backend a,b,... or of the --fused clip.",
+        "flowD and mean SF (docs/flicker.md) of each --backend a,b,... or of the --fused clip. With "
+        "--degraded-vis and/or --degraded-ir, the degraded pair is fused and scored against the clean "
+        "pair (Qabf, VIF, SSIM, SF), and against the clean pair's fusion (PSNR, SF_ratio; "
+        "docs/degraded-eval.md).",
     )
     p.add_argument("--vis", required=True, type=Path, help="folder of visible images (--video: a clip)")
     p.add_argument("--ir", required=True, type=Path, help="folder of infrared images (--video: a clip)")
@@ -939,7 +1027,27 @@ def _add_eval(sub) -> None:
     p.add_argument(
         "--frames", type=integer(2), help="--video: score the first N pairs, at least 2 (default all)"
     )
-    p.add_argument("--reference", type=Path, help="folder of reference images for PSNR")
+    p.add_argument(
+        "--reference",
+        type=Path,
+        help="folder of reference images for PSNR (with --degraded-* and --fused: the same method's "
+        "fusions of the clean pair)",
+    )
+    for m, what in (("vis", "visible"), ("ir", "infrared")):
+        p.add_argument(
+            f"--degraded-{m}",
+            type=Path,
+            help=f"folder of degraded {what} images, same stems as --{m}: fuse the degraded pair and score "
+            "it against the clean one (docs/degraded-eval.md); the other modality is fused clean unless "
+            "given too",
+        )
+    p.add_argument(
+        "--sequence",
+        action="store_true",
+        help="with --degraded-*: the pairs are consecutive frames of one clip; fuse the clean and the "
+        "degraded frames as two streams, so per-stream state (AGC, --ir-clean's stripe estimate) "
+        "carries from frame to frame as on a camera",
+    )
     p.add_argument("--per-image", action="store_true", help="print every image, not only the mean")
     p.add_argument(
         "--split",
@@ -961,7 +1069,7 @@ def _add_train(sub) -> None:
     tsub = p.add_subparsers(dest="train_command", required=True, metavar="MODEL")
     q = tsub.add_parser(
         "teacher",
-        help="unsupervised fusion teacher (~3 M parameters, degradation-conditioned)",
+        help="unsupervised fusion teacher (~3 M parameters, conditioned on a text description)",
         description="Trains on random crops of the training split with the fusion losses (SSIM to "
         "both sources, L1 to the max intensity, L1 to the (detail x) max Sobel gradient, CbCr L1). "
         "Re-running with the same --out resumes from last.pt.",
@@ -978,12 +1086,21 @@ def _add_distill(sub) -> None:
     dsub = p.add_subparsers(dest="distill_command", required=True, metavar="TARGET")
     q = dsub.add_parser(
         "student",
-        help="~10x smaller network without condition input (the student backend)",
-        description="Feature loss (learned 1x1 projection of the bottleneck), output L1 to the "
-        "teacher, and the base fusion loss. Resumable like train teacher.",
+        help="~10x smaller network without text input (the student backend)",
+        description="Feature loss (learned 1x1 projections at three levels), output L1 to the "
+        "teacher, and the base fusion loss (DTPF eq. 17-19). --w-feat 0 --w-out 0 trains the same "
+        "student on the base loss alone (the ablation). Resumable like train teacher.",
     )
     _training_args(q, 2000, "runs/student")
     q.add_argument("--teacher", type=Path, required=True, help="teacher checkpoint (runs/teacher/teacher.pt)")
+    for flag, default, what in (
+        ("--w-feat", 1.0, "L1 between the projected student features and the teacher's, at 3 levels"),
+        ("--w-out", 4.0, "L1 between the student's and the teacher's outputs"),
+        ("--w-base", 1.0, "the base fusion loss to the clean sources"),
+    ):
+        q.add_argument(
+            flag, type=NON_NEGATIVE, default=default, help=f"weight of {what} (default {default:g})"
+        )
     q.add_argument(
         "--ship",
         type=Path,
@@ -1047,6 +1164,13 @@ def _add_distill(sub) -> None:
         type=SHARE,
         default=0.5,
         help="share of crops with the IR darkened (gain 0.2-0.7) to cover cold scenes (default 0.5)",
+    )
+    q.add_argument(
+        "--degrade",
+        type=SHARE,
+        default=0.0,
+        help="share of crops degraded (rtfuse/training/degrade.py); the teacher is told what is wrong "
+        "with them, and the table learns from its cleaner outputs not to sharpen noise (default 0)",
     )
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--threads", type=COUNT, help="CPU threads for torch (default: all cores)")

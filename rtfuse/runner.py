@@ -89,17 +89,29 @@ def add_stage_args(p: argparse.ArgumentParser) -> None:
         help="16-bit IR to 8-bit: percentile | minmax | fixed:LO:HI (default percentile, smoothed)",
     )
     g.add_argument("--clahe", action="store_true", help="add CLAHE local contrast to 16-bit IR after AGC")
+    g.add_argument(
+        "--ir-clean",
+        action="store_true",
+        help="destripe and denoise the IR after AGC, before alignment (thermal cores with column/row "
+        "stripe noise); the stripe estimate improves over a stream's frames",
+    )
 
 
 def make_stage(args: argparse.Namespace, fuser, resize_ir: bool = True) -> FusionStage:
-    """The fusion stage the options describe: ``--calib``, ``--ir-agc``, ``--clahe``."""
+    """The fusion stage the options describe: ``--calib``, ``--ir-agc``, ``--clahe``, ``--ir-clean``."""
     calib = load_calibration(args.calib) if args.calib else None
+    ir_clean = None
+    if getattr(args, "ir_clean", False):
+        from rtfuse.irclean import IrCleaner
+
+        ir_clean = IrCleaner()
     return FusionStage(
         fuser,
         calib=calib,
         agc=Agc(args.ir_agc, clahe=args.clahe),
         calib_name=str(args.calib or "calibration"),
         resize_ir=resize_ir,
+        ir_clean=ir_clean,
     )
 
 

@@ -5,13 +5,14 @@ pairs and folders (``rtfuse fuse`` on images), ``rtfuse eval --backend`` and the
 calibration, an AGC mode or CLAHE means the same thing everywhere.
 
 A stage belongs to one stream of pairs: it keeps that stream's state (the AGC limits smoothed
-over time, the last prepared IR frame for a slower IR camera). Unrelated stills call
-:meth:`FusionStage.reset` between pairs.
+over time, the IR clean-up's stripe estimate, the last prepared IR frame for a slower IR camera).
+Unrelated stills call :meth:`FusionStage.reset` between pairs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from rtfuse.align import Aligner, Calibration
 from rtfuse.errors import InputError
 from rtfuse.fusion.registry import Fuser
 from rtfuse.prepare import to_ir_gray, to_vis_bgr
+
+if TYPE_CHECKING:  # imported by whoever makes one: numba loads only when the clean-up is used
+    from rtfuse.irclean import IrCleaner
 
 
 class FusionStage:
@@ -33,7 +37,8 @@ class FusionStage:
     ``fuser`` None makes a stage that only prepares pairs (scoring fused images made elsewhere).
     ``calib`` maps IR pixels to visible pixels (None: the identity). Without a calibration, an IR
     of another size is resized to the visible size when ``resize_ir``, else refused with a
-    message that says so.
+    message that says so. ``ir_clean`` (:class:`rtfuse.irclean.IrCleaner`) destripes and denoises
+    the IR after AGC and before alignment, where its stripes are still sensor columns and rows.
     """
 
     def __init__(
@@ -43,9 +48,11 @@ class FusionStage:
         agc: Agc | None = None,
         calib_name: str = "calibration",
         resize_ir: bool = True,
+        ir_clean: IrCleaner | None = None,
     ) -> None:
         self.fuser, self.calib, self.calib_name, self.resize_ir = fuser, calib, calib_name, resize_ir
         self.agc = agc or Agc()
+        self.ir_clean = ir_clean
         self._aligner: Aligner | None = None
         self._ir_cache: tuple[Hashable, np.ndarray] | None = None
 
@@ -77,6 +84,8 @@ class FusionStage:
         if ir_key is not None and self._ir_cache is not None and self._ir_cache[0] == ir_key:
             return vis, self._ir_cache[1]
         gray = to_ir_gray(ir, self.agc)
+        if self.ir_clean is not None:
+            gray = self.ir_clean(gray)
         aligned = self._aligner_for((gray.shape[1], gray.shape[0]), (vis.shape[1], vis.shape[0]))(gray)
         self._ir_cache = (ir_key, aligned) if ir_key is not None else None
         return vis, aligned
@@ -93,8 +102,10 @@ class FusionStage:
         return fused, vis, aligned if aligned is not None else np.zeros(vis.shape[:2], np.uint8)
 
     def reset(self) -> None:
-        """Forget the stream's state (AGC limits, cached IR): the next pair starts a new stream."""
+        """Forget the stream's state (AGC limits, IR clean-up, cached IR): the next pair starts anew."""
         self.agc.reset()
+        if self.ir_clean is not None:
+            self.ir_clean.reset()
         self._ir_cache = None
 
 

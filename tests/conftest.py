@@ -8,6 +8,21 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("RTFUSE_DATA", REPO.parent / "shared" / "data"))
 
 
+def pytest_configure(config):
+    """Tests (and the CLIs they start) unpack the sentence model and cache embeddings in a folder of
+    their own, not in the user's ~/.cache/rtfuse."""
+    import tempfile
+
+    config._rtfuse_cache = tempfile.mkdtemp(prefix="rtfuse-test-cache-")
+    os.environ["RTFUSE_CACHE"] = config._rtfuse_cache
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    shutil.rmtree(getattr(config, "_rtfuse_cache", ""), ignore_errors=True)
+
+
 def run_cli(*args, cwd=REPO, timeout=300):
     """Run the real console entry point in a subprocess: exit code, stdout + stderr."""
     import subprocess

@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch", reason="the torch extra is not installed")
 
 import rtfuse  # noqa: E402
 from rtfuse.cli import main  # noqa: E402
-from rtfuse.fusion.nets import degradation, student, teacher  # noqa: E402
+from rtfuse.fusion.nets import student, teacher  # noqa: E402
 from rtfuse.synthetic import SyntheticScene  # noqa: E402
 from rtfuse.training import checkpoint  # noqa: E402
 from rtfuse.training.losses import fusion_loss, sobel, ssim  # noqa: E402
@@ -56,9 +56,32 @@ def test_student_is_a_tenth_of_the_teacher():
     assert 2e6 < n_params(t) < 5e6
     assert n_params(s) <= 0.1 * n_params(t)
     y = torch.rand(1, 1, 37, 53)
-    out, feat = t(y, y)
+    out, feats = t(y, y)
     assert out.shape == y.shape and 0 <= out.min() and out.max() <= 1
-    assert degradation(y, y).shape == (1, 4)
+    # distillation levels: the bottleneck and the 1/4 and 1/2 decoder features, at both widths
+    assert [f.shape[1] for f in feats] == [128, 64, 32]
+    assert [f.shape[1] for f in s(y, y)[1]] == [40, 24, 16]
+    with pytest.raises(ValueError, match="takes no text"):
+        s(y, y, torch.zeros(384))
+
+
+def test_teacher_reads_the_text_at_every_scale():
+    torch.manual_seed(0)
+    t = teacher().eval()
+    y, ir = torch.rand(2, 1, 32, 48), torch.rand(2, 1, 32, 48)
+    with torch.no_grad():
+        torch.nn.init.normal_(t.head.weight, std=0.05)  # zero-initialised too: the output is the max
+        base, _ = t(y, ir)
+        for film in t.film:  # the modulation starts as the identity; give it weights
+            torch.nn.init.normal_(film.mlp[-1].weight, std=0.05)
+        text = torch.nn.functional.normalize(torch.randn(2, 384), dim=1)
+        a, fa = t(y, ir, text)
+        b, fb = t(y, ir, text.flip(0))  # each sample's own text
+        clean, _ = t(y, ir)  # the stored "clean" embedding (zeros here: untrained)
+        zero, _ = t(y, ir, torch.zeros(384))
+    assert not torch.allclose(a, b) and torch.allclose(a[0], t(y[:1], ir[:1], text[:1])[0][0], atol=1e-6)
+    assert all(not torch.allclose(u, v) for u, v in zip(fa, fb))  # all three levels modulated
+    assert torch.allclose(clean, zero) and not torch.allclose(base, a)
 
 
 # -- teacher training, resume, fine-tuning, student and LUT distillation --------------------------
@@ -80,6 +103,9 @@ def common(dataset):
     return ["--data", dataset, "--batch", "2", "--crop", "64"]
 
 
+DEGRADE = ["--degrade", "0.75"]  # most crops degraded, their descriptions embedded by the real model
+
+
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     return tmp_path_factory.mktemp("training")
@@ -89,10 +115,12 @@ def work(tmp_path_factory):
 def teacher_run(dataset, work):
     """A teacher trained for 3 steps, then run again to 5 steps in the same folder (a resume)."""
     run = work / "teacher"
-    code, _ = run_main(["train", "teacher", *common(dataset), "--out", run, "--steps", "3"])
+    code, _ = run_main(["train", "teacher", *common(dataset), *DEGRADE, "--out", run, "--steps", "3"])
     assert code == 0
     first = checkpoint.load(run / "last.pt")
-    code, resume_log = run_main(["train", "teacher", *common(dataset), "--out", run, "--steps", "5"])
+    code, resume_log = run_main(
+        ["train", "teacher", *common(dataset), *DEGRADE, "--out", run, "--steps", "5"]
+    )
     assert code == 0
     return {
         "dir": run,
@@ -121,12 +149,44 @@ def student_run(dataset, work, teacher_run):
             "0.5",
             "--ir-dark",
             "0.5",
+            *DEGRADE,
             "--ship",
             shipped,
         ]
     )
     assert code == 0
     return {"student": out / "student.pt", "shipped": shipped}
+
+
+def test_teacher_stores_the_embedding_of_clean(teacher_run):
+    from rtfuse.fusion.text import CLEAN_PROMPT, TextEncoder
+
+    stored = teacher_run["last"]["model"]["clean_text"]
+    assert torch.allclose(stored, torch.from_numpy(TextEncoder(cache=None)([CLEAN_PROMPT])[0]), atol=1e-5)
+
+
+def test_teacher_backend_reads_a_prompt(teacher_run, tmp_path):
+    from conftest import run_cli
+
+    vis, ir = SyntheticScene(96, 64).render(0)
+    cv2.imwrite(str(tmp_path / "v.png"), vis)
+    cv2.imwrite(str(tmp_path / "i.png"), ir)
+    t = teacher_run["dir"] / "teacher.pt"
+    prompt = "the thermal image has strong vertical stripes; the visible image is dark"
+    code, log = run_cli("fuse", "--vis", tmp_path / "v.png", "--ir", tmp_path / "i.png", "-o", tmp_path / "f.png",
+                        "--backend", "teacher", "--weights", t, "--prompt", prompt)  # fmt: skip
+    assert code == 0 and cv2.imread(str(tmp_path / "f.png")).shape == vis.shape, log
+    code, log = run_cli("fuse", "--vis", tmp_path / "v.png", "--ir", tmp_path / "i.png", "-o", tmp_path / "g.png",
+                        "--prompt", prompt)  # fmt: skip
+    assert code != 0 and "--prompt is read by the teacher backend only" in log
+    assert len(log.strip().splitlines()) == 1 and not (tmp_path / "g.png").exists()
+
+
+def test_student_ablation_trains_on_the_base_loss_alone(dataset, work, teacher_run):
+    out = work / "student_base"
+    code, _ = run_main(["distill", "student", *common(dataset), *DEGRADE, "--out", out, "--steps", "2",
+                        "--teacher", teacher_run["dir"] / "teacher.pt", "--w-feat", "0", "--w-out", "0"])  # fmt: skip
+    assert code == 0 and checkpoint.load(out / "last.pt")["config"]["w_feat"] == 0.0
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +214,7 @@ def lut_run(dataset, work, teacher_run):
         ckpt,
         "--detail",
         "1.2",
+        *DEGRADE,
     ]
     assert run_main([*args, "--steps", "2"])[0] == 0
     first_step = checkpoint.load(ckpt)["step"]

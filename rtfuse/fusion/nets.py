@@ -7,10 +7,13 @@ Both are U-shaped: a dual-stream encoder (one stream per modality, weights not s
 gating), residual blocks at the bottleneck, and a decoder with the fused skips. Most parameters
 sit at 1/8 resolution, which keeps a full-resolution forward pass cheap on a CPU.
 
-The teacher is conditioned on a degradation descriptor ``c`` (low light, over-exposure, IR
-noise, low IR contrast; :func:`degradation`), which modulates the bottleneck features as
-``(1 + gamma(c)) * F + beta(c)``: the textual prior of DTPF reduced to the measurable part of the
-description. The student has no condition input and about a tenth of the parameters.
+The teacher is conditioned on a sentence that describes the degradations of the pair (DTPF's
+text prior), as its sentence embedding ``t`` (:data:`TEXT_DIM` floats, made by
+:mod:`rtfuse.fusion.text`). ``t`` modulates the features at three scales (the 1/8 bottleneck and the
+1/4 and 1/2 decoder levels) as ``(1 + gamma(t)) * F + beta(t)``. The network stores the embedding
+of the "clean" description (:data:`rtfuse.fusion.text.CLEAN_PROMPT`) as a buffer, so a teacher
+called without a text, e.g. by LUT distillation, needs no sentence model. The student has no text
+input and about a tenth of the parameters.
 """
 
 from __future__ import annotations
@@ -19,16 +22,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-N_COND = 4
+from rtfuse.fusion.text import TEXT_DIM
 
 
-def degradation(vis_y: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
-    """(B, 4) in [0, 1]: low light, over-exposure, IR noise, low IR contrast, from the images."""
-    low_light = (1 - vis_y.mean((1, 2, 3)) / 0.35).clamp(0, 1)
-    over = ((vis_y > 0.95).float().mean((1, 2, 3)) * 5).clamp(0, 1)
-    noise = ((ir - F.avg_pool2d(ir, 3, 1, 1, count_include_pad=False)).abs().mean((1, 2, 3)) * 25).clamp(0, 1)
-    low_contrast = (1 - ir.std((1, 2, 3)) / 0.2).clamp(0, 1)
-    return torch.stack([low_light, over, noise, low_contrast], 1)
+class Film(nn.Module):
+    """``(1 + gamma(t)) * F + beta(t)``: feature-wise modulation of (B, C, H, W) by a (B, D) text
+    embedding; starts as the identity (zero-initialised last layer)."""
+
+    def __init__(self, d: int, c: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(d, 128), nn.ReLU(), nn.Linear(128, 2 * c))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.mlp(t).chunk(2, 1)
+        return (1 + gamma[..., None, None]) * x + beta[..., None, None]
 
 
 class ResBlock(nn.Module):
@@ -78,9 +87,12 @@ class Encoder(nn.Module):
 
 
 class FusionNet(nn.Module):
-    """``forward(vis_y, ir, cond=None) -> (fused_y, bottleneck features)``; inputs (B, 1, H, W) in [0, 1].
+    """``forward(vis_y, ir, text=None) -> (fused_y, features)``; inputs (B, 1, H, W) in [0, 1].
 
-    H and W may be anything: inputs are padded to a multiple of 8 internally.
+    ``features``: the bottleneck (1/8) and the 1/4 and 1/2 decoder features, for distillation.
+    ``text``: (B, TEXT_DIM) or (TEXT_DIM,) sentence embeddings, for a text-conditioned net only;
+    None uses the stored "clean" embedding. H and W may be anything: inputs are padded to a
+    multiple of 8 internally.
     """
 
     def __init__(
@@ -88,7 +100,7 @@ class FusionNet(nn.Module):
         widths: tuple[int, int, int, int] = (16, 32, 64, 128),
         enc_blocks: int = 2,
         mid_blocks: int = 3,
-        cond: bool = True,
+        text: bool = True,
     ) -> None:
         super().__init__()
         self.widths = tuple(widths)
@@ -96,15 +108,11 @@ class FusionNet(nn.Module):
         self.enc_ir = Encoder(self.widths, enc_blocks)
         self.fuse = nn.ModuleList(CrossFuse(w) for w in self.widths)
         self.mid = nn.ModuleList(ResBlock(self.widths[3]) for _ in range(mid_blocks))
-        self.film = (
-            nn.Sequential(nn.Linear(N_COND, 64), nn.ReLU(), nn.Linear(64, 2 * self.widths[3]))
-            if cond
-            else None
-        )
-        if self.film is not None:
-            nn.init.zeros_(self.film[-1].weight)
-            nn.init.zeros_(self.film[-1].bias)
         w0, w1, w2, w3 = self.widths
+        # text modulation of the bottleneck, then of the 1/4 and 1/2 decoder levels
+        self.film = nn.ModuleList(Film(TEXT_DIM, c) for c in (w3, w2, w1)) if text else None
+        if text:
+            self.register_buffer("clean_text", torch.zeros(TEXT_DIM))
         self.up2 = nn.Sequential(nn.Conv2d(w3 + w2, w2, 3, padding=1), nn.LeakyReLU(0.1), ResBlock(w2))
         self.up1 = nn.Sequential(nn.Conv2d(w2 + w1, w1, 3, padding=1), nn.LeakyReLU(0.1), ResBlock(w1))
         self.up0 = nn.Sequential(
@@ -118,8 +126,8 @@ class FusionNet(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def forward(
-        self, vis_y: torch.Tensor, ir: torch.Tensor, cond: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, vis_y: torch.Tensor, ir: torch.Tensor, text: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         h, w = vis_y.shape[-2:]
         pad = (0, (-w) % 8, 0, (-h) % 8)
         if any(pad):
@@ -129,36 +137,42 @@ class FusionNet(nn.Module):
         x = f[3]
         for blk in self.mid:
             x = blk(x)
-        if self.film is not None:
-            if cond is None:
-                cond = degradation(vis_y, ir)
-            gamma, beta = self.film(cond).chunk(2, 1)
-            x = (1 + gamma[..., None, None]) * x + beta[..., None, None]
-        feat = x
-        x = self.up2(
-            torch.cat([F.interpolate(x, size=f[2].shape[-2:], mode="bilinear", align_corners=False), f[2]], 1)
-        )
-        x = self.up1(
-            torch.cat([F.interpolate(x, size=f[1].shape[-2:], mode="bilinear", align_corners=False), f[1]], 1)
-        )
-        x = self.up0(
-            torch.cat([F.interpolate(x, size=f[0].shape[-2:], mode="bilinear", align_corners=False), f[0]], 1)
-        )
+        film = self.film
+        if film is not None:
+            t = self.clean_text if text is None else text.to(x.dtype)
+            t = t.expand(x.shape[0], -1) if t.dim() == 1 else t
+        elif text is not None:
+            raise ValueError("this network takes no text (a student): call it without one")
+
+        def up(block: nn.Module, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+            size = skip.shape[-2:]
+            return block(
+                torch.cat([F.interpolate(x, size=size, mode="bilinear", align_corners=False), skip], 1)
+            )
+
+        def modulate(i: int, x: torch.Tensor) -> torch.Tensor:
+            return x if film is None else film[i](x, t)
+
+        b = modulate(0, x)
+        d2 = modulate(1, up(self.up2, b, f[2]))
+        d1 = modulate(2, up(self.up1, d2, f[1]))
+        feats = [b, d2, d1]
+        x = up(self.up0, d1, f[0])
         # The net predicts a correction of the per-pixel max of the sources; no output squashing
         # (a sigmoid here saturated and stalled training), just the valid range.
         base = torch.maximum(vis_y, ir)
         y = (base + self.head(torch.cat([x, vis_y, ir], 1))).clamp(0.0, 1.0)
-        return y[..., :h, :w], feat
+        return y[..., :h, :w], feats
 
 
 def teacher(**kw) -> FusionNet:
-    """About 3 M parameters, degradation-conditioned."""
-    return FusionNet(widths=(16, 32, 64, 128), enc_blocks=2, mid_blocks=4, cond=True, **kw)
+    """About 3 M parameters, text-conditioned."""
+    return FusionNet(widths=(16, 32, 64, 128), enc_blocks=2, mid_blocks=4, text=True, **kw)
 
 
 def student(**kw) -> FusionNet:
-    """About a tenth of the teacher, no condition input."""
-    return FusionNet(widths=(8, 16, 24, 40), enc_blocks=1, mid_blocks=2, cond=False, **kw)
+    """About a tenth of the teacher, no text input."""
+    return FusionNet(widths=(8, 16, 24, 40), enc_blocks=1, mid_blocks=2, text=False, **kw)
 
 
 ARCHS = {"teacher": teacher, "student": student}

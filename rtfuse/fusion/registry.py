@@ -33,7 +33,8 @@ def load_fuser(backend: str = "lut", path: str | os.PathLike | None = None, **op
     ``vis_bgr`` is uint8 (H, W, 3) BGR, ``ir`` uint8 (H, W); the result is uint8 (H, W, 3) BGR.
     Backends: ``lut`` (the shipped default LUT), ``lut3d``, ``lut4d``, ``lut4d-detail``, ``blend`` (option
     ``alpha``), ``student`` and ``teacher`` (PyTorch networks, CUDA when available; option
-    ``device``). ``path`` loads another ``.npz`` LUT or ``.pt`` checkpoint instead of the shipped
+    ``device``; the teacher also takes ``prompt``, a sentence describing the input's degradations,
+    which needs the train extra). ``path`` loads another ``.npz`` LUT or ``.pt`` checkpoint instead of the shipped
     one (the teacher is not shipped and needs it). Contract violations raise ``ValueError``; the
     lut backends never import torch.
     """
@@ -64,8 +65,11 @@ def load_fuser(backend: str = "lut", path: str | os.PathLike | None = None, **op
                     "(e.g. runs/teacher/teacher.pt, from `rtfuse train teacher`) as the weights"
                 )
             path = WEIGHTS_DIR / SHIPPED_NETS[backend]
-        unknown = set(options) - {"device"}
+        allowed = {"device", "prompt"} if backend == "teacher" else {"device"}
+        unknown = set(options) - allowed
         if unknown:
-            raise InputError(f"backend {backend!r} takes only the option 'device', got {sorted(unknown)}")
+            raise InputError(
+                f"backend {backend!r} takes only the options {sorted(allowed)}, got {sorted(unknown)}"
+            )
         return NetFuser(path, name=backend, **options)
     raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

@@ -24,8 +24,9 @@ def _gauss(window: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:
     return (g[:, None] * g[None, :]).view(1, 1, window, window)
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11) -> torch.Tensor:
-    """Mean SSIM of single-channel images in [0, 1] (Gaussian 11x11, sigma 1.5, valid region)."""
+def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, per_sample: bool = False) -> torch.Tensor:
+    """Mean SSIM of single-channel images in [0, 1] (Gaussian 11x11, sigma 1.5, valid region):
+    a scalar, or (B,) with ``per_sample``."""
     w = _gauss(window, device=x.device).to(x.dtype)
     mx, my = F.conv2d(x, w), F.conv2d(y, w)
     vx = F.conv2d(x * x, w) - mx * mx
@@ -33,7 +34,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11) -> torch.Tensor:
     vxy = F.conv2d(x * y, w) - mx * my
     c1, c2 = 0.01**2, 0.03**2
     s = ((2 * mx * my + c1) * (2 * vxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return s.mean()
+    return s.mean((1, 2, 3)) if per_sample else s.mean()
 
 
 def sobel(x: torch.Tensor) -> torch.Tensor:
@@ -70,6 +71,7 @@ def fusion_loss(
     detail: float = 1.0,
     detail_edges: float = 0.0,
     base_sigma: float = 4.0,
+    source_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The base loss: SSIM to both sources, L1 to the per-pixel max intensity, L1 to the per-pixel
     max Sobel gradient (times ``detail``, > 1 asks for sharper-than-source edges; with
@@ -78,12 +80,28 @@ def fusion_loss(
     where brightening clips a channel), and (weight ``base``) L1 between the base layers
     (:func:`lowpass` at ``base_sigma``) of the output and of the per-pixel max: it keeps the
     large-scale intensities a function of the sources, so the detail term sharpens edges without
-    shifting whole regions (which costs mutual information with the sources)."""
+    shifting whole regions (which costs mutual information with the sources).
+
+    The sources are the targets: with degraded training inputs, pass the clean pair here.
+    ``source_weights`` (B, 2), (visible, IR) per sample (DTPF's text-dependent weights, from
+    :func:`rtfuse.training.degrade.reliability`): the SSIM terms are weighted by them, and the
+    gradient target takes each source's gradient times its weight over the larger of the two, so a
+    source described as badly degraded leads less. None: both 1 (the fixed-weight base loss)."""
     w = {**DEFAULT_WEIGHTS, **(weights or {})}
-    l_ssim = (1 - ssim(fused_y, vis_y)) + (1 - ssim(fused_y, ir))
+    if source_weights is None:
+        l_ssim = (1 - ssim(fused_y, vis_y)) + (1 - ssim(fused_y, ir))
+        g_vis, g_ir = sobel(vis_y), sobel(ir)
+    else:
+        wv, wi = source_weights[:, 0], source_weights[:, 1]
+        l_ssim = (
+            wv * (1 - ssim(fused_y, vis_y, per_sample=True)) + wi * (1 - ssim(fused_y, ir, per_sample=True))
+        ).mean()
+        top = source_weights.max(1).values
+        g_vis = sobel(vis_y) * (wv / top)[:, None, None, None]
+        g_ir = sobel(ir) * (wi / top)[:, None, None, None]
     mx = torch.maximum(vis_y, ir)
     l_int = (fused_y - mx).abs().mean()
-    g_max = torch.maximum(sobel(vis_y), sobel(ir))
+    g_max = torch.maximum(g_vis, g_ir)
     boost = 1 + (detail - 1) * (g_max > detail_edges).to(g_max.dtype) if detail_edges > 0 else detail
     l_grad = (sobel(fused_y) - boost * g_max).abs().mean()
     l_color = (cbcr(replace_luma_nchw(vis_bgr, vis_y, fused_y)) - cbcr(vis_bgr)).abs().mean()
@@ -98,17 +116,18 @@ def fusion_loss(
 
 def distill_loss(
     base: torch.Tensor,
-    student_feat: torch.Tensor,
-    teacher_feat: torch.Tensor,
+    student_feats: list[torch.Tensor],
+    teacher_feats: list[torch.Tensor],
     student_out: torch.Tensor,
     teacher_out: torch.Tensor,
     w_base: float,
     w_feat: float,
     w_out: float,
 ) -> torch.Tensor:
-    """The student's loss: ``w_base`` x its own fusion loss (``base``) + ``w_feat`` x L1 between its
-    projected features and the teacher's + ``w_out`` x L1 between the two outputs."""
-    l_feat = F.l1_loss(student_feat, teacher_feat)
+    """The student's loss (DTPF eq. 17-19): ``w_base`` x its own fusion loss (``base``, fixed
+    weights) + ``w_feat`` x the mean over levels of the L1 between its projected features and the
+    teacher's + ``w_out`` x L1 between the two outputs."""
+    l_feat = sum(F.l1_loss(s, t) for s, t in zip(student_feats, teacher_feats)) / len(teacher_feats)
     l_out = F.l1_loss(student_out, teacher_out)
     return w_base * base + w_feat * l_feat + w_out * l_out
 

@@ -24,8 +24,8 @@ from rtfuse.fusion.twin import LutFusion
 from rtfuse.messages import make_console
 from rtfuse.training import checkpoint
 from rtfuse.training.data import CropSampler, darken, load_pairs, to_float
+from rtfuse.training.degrade import degrade_batch, describe
 from rtfuse.training.losses import lut_fit_loss
-from rtfuse.training.models import degradation
 from rtfuse.training.schedule import cosine_lr
 from rtfuse.training.train import _progress
 
@@ -44,6 +44,7 @@ class LutFitConfig:
     bank: int = 320  # teacher outputs computed once for this many crops
     dark: float = 0.5  # share of bank crops whose visible image is darkened (night coverage)
     ir_dark: float = 0.5  # share of bank crops whose IR is darkened (cold scenes, other AGC settings)
+    degrade: float = 0.0  # share of bank crops degraded; the teacher reads their description
     lr_table: float = 5e-3
     lr_ctx: float = 2e-3
     w_ssim: float = 1.0
@@ -72,6 +73,7 @@ _RESUME_KEYS = (
     "bank",
     "dark",
     "ir_dark",
+    "degrade",
     "seed",
 )
 
@@ -81,10 +83,18 @@ def checkpoint_path(cfg: LutFitConfig) -> Path:
 
 
 def _bank(cfg: LutFitConfig, teacher, console: Console):
-    """Crops of the training split with the teacher's fused luma, as uint8 / float16 tensors."""
+    """Crops of the training split with the teacher's fused luma, as uint8 / float16 tensors.
+
+    With ``cfg.degrade``, that share of the crops is degraded and the teacher, told what is wrong
+    with them, fuses them: a table fitted to its (cleaner) outputs learns not to sharpen noise."""
     pairs = [p for root in cfg.data for p in load_pairs(root, "train")]
     sampler = CropSampler(pairs, cfg.crop, cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
+    texts = None
+    if cfg.degrade > 0:
+        from rtfuse.fusion.text import TextEncoder
+
+        texts = TextEncoder()
     vis_all, ir_all, y_all = [], [], []
     with torch.no_grad():
         for start in range(0, cfg.bank, 16):
@@ -93,11 +103,17 @@ def _bank(cfg: LutFitConfig, teacher, console: Console):
             # visible crops (night scenes) and, independently, of the IR crops (cold scenes and
             # other AGC settings put thermal frames at a mean of 20-40 rather than ~120).
             vis_u8, ir_u8 = darken(vis_u8, ir_u8, cfg.dark, cfg.ir_dark, gen)
+            text = None
+            if texts is not None:
+                vis_u8, ir_u8, degs = degrade_batch(vis_u8, ir_u8, sampler.rng, cfg.degrade)
+                text = torch.from_numpy(texts([describe(d, sampler.rng) for d in degs]))
             _, vis_y, ir = to_float(vis_u8, ir_u8)
-            y, _ = teacher(vis_y, ir, degradation(vis_y, ir))
+            y, _ = teacher(vis_y, ir, text)
             vis_all.append(vis_u8)
             ir_all.append(ir_u8)
             y_all.append(y.half())
+    if texts is not None:
+        texts.save()
     console.print(f"teacher outputs for {cfg.bank} crops of {cfg.crop}^2 computed")
     return torch.cat(vis_all), torch.cat(ir_all), torch.cat(y_all)
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from rtfuse.fusion.nets import ARCHS, N_COND, FusionNet, degradation, student, teacher
+from rtfuse.fusion.nets import ARCHS, FusionNet, student, teacher
 
-__all__ = ["ARCHS", "N_COND", "FusionNet", "degradation", "n_params", "student", "teacher"]
+__all__ = ["ARCHS", "FusionNet", "n_params", "student", "teacher"]
 
 
 def n_params(m: nn.Module) -> int:

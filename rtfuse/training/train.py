@@ -1,4 +1,11 @@
-"""`rtfuse train teacher` and `rtfuse distill student`: seeded, resumable, with a progress bar."""
+"""`rtfuse train teacher` and `rtfuse distill student`: seeded, resumable, with a progress bar.
+
+With ``degrade`` > 0 (issue 13, DTPF), that share of the crops is degraded
+(:mod:`rtfuse.training.degrade`) before it reaches the networks, while the losses see the clean
+crops as their targets. The teacher also reads a sentence describing each crop's degradations (its
+sentence embedding, :mod:`rtfuse.fusion.text`), and its SSIM and gradient terms weight the two
+sources by how degraded the sentence says each is. The student sees only the degraded pair.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +18,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from rtfuse.errors import RtfuseError
+from rtfuse.fusion.text import CLEAN_PROMPT, TextEncoder
 from rtfuse.messages import make_console
 from rtfuse.training import checkpoint
 from rtfuse.training.data import CropSampler, darken, load_pairs, to_float
+from rtfuse.training.degrade import degrade_batch, describe, reliability
 from rtfuse.training.losses import distill_loss, fusion_loss
-from rtfuse.training.models import ARCHS, degradation, n_params
+from rtfuse.training.models import ARCHS, n_params
 from rtfuse.training.schedule import cosine_lr
 
 
 @dataclass
 class TrainConfig:
-    data: str
+    data: list[str]  # folders with vis/ and ir/ pairs; the training split of each is used
     out: str
     steps: int = 4000
     batch: int = 8
@@ -38,6 +47,7 @@ class TrainConfig:
     ship: str = ""  # also write the final weights as float16 here (the shipped rtfuse/weights/student.pt)
     dark: float = 0.0  # share of crops with the visible darkened (night coverage), see data.darken
     ir_dark: float = 0.0  # share of crops with the IR darkened
+    degrade: float = 0.0  # share of crops degraded (inputs only; the clean crops stay the targets)
     # distillation only
     teacher: str = ""
     w_feat: float = 1.0
@@ -74,11 +84,15 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
         teacher, _ = checkpoint.load_model(cfg.teacher, cfg.device)
         for p in teacher.parameters():
             p.requires_grad_(False)
-        # Learned projection of the student's bottleneck onto the teacher's (feature distillation).
-        proj = torch.nn.Conv2d(net.widths[3], teacher.widths[3], 1).to(cfg.device)
+        # Learned 1x1 projections of the student's features onto the teacher's, one per level
+        # (bottleneck, 1/4, 1/2): DTPF's feature distillation.
+        proj = torch.nn.ModuleList(
+            torch.nn.Conv2d(net.widths[k], teacher.widths[k], 1) for k in (3, 2, 1)
+        ).to(cfg.device)
+    texts = TextEncoder() if (net.film is not None or teacher is not None) else None
     params = list(net.parameters()) + (list(proj.parameters()) if proj is not None else [])
     opt = torch.optim.Adam(params, lr=cfg.lr)
-    sampler = CropSampler(load_pairs(cfg.data, "train"), cfg.crop, cfg.seed)
+    sampler = CropSampler([p for root in cfg.data for p in load_pairs(root, "train")], cfg.crop, cfg.seed)
     start = 0
     if ckpt_path.is_file():
         ck = checkpoint.load(ckpt_path, cfg.device)
@@ -96,9 +110,12 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
             raise RtfuseError(f"--init {cfg.init} holds a {ck['arch']}, not a {arch}")
         net.load_state_dict(init.state_dict())
         console.print(f"starting from the weights of {cfg.init}")
+    if net.film is not None:  # a teacher called without a text is told its input is clean
+        net.clean_text.copy_(torch.from_numpy(texts([CLEAN_PROMPT])[0]))
     console.print(
         f"{arch}: {n_params(net):,} parameters; {len(sampler.pairs)} training pairs; "
         f"{cfg.steps} steps of {cfg.batch} x {cfg.crop}^2 crops on {cfg.device}"
+        + (f"; {cfg.degrade:.0%} of the crops degraded" if cfg.degrade else "")
     )
 
     def save(step: int) -> None:
@@ -114,15 +131,28 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
         if proj is not None:
             payload["proj"] = proj.state_dict()
         checkpoint.save(ckpt_path, **payload)
+        if texts is not None:
+            texts.save()
 
+    distill_only_output = teacher is not None and cfg.w_feat == 0 and cfg.w_out == 0
     t0 = time.time()
     with _progress(console) as progress:
         task = progress.add_task(f"training {arch}", total=cfg.steps, completed=start, loss="-")
         for step in range(start, cfg.steps):
             for g in opt.param_groups:
                 g["lr"] = cosine_lr(cfg.lr, step, cfg.steps, LR_FLOOR, LR_WARMUP)
-            vis, vis_y, ir = to_float(*darken(*sampler.batch(cfg.batch), cfg.dark, cfg.ir_dark), cfg.device)
-            fused, feat = net(vis_y, ir)
+            vis_u8, ir_u8 = darken(*sampler.batch(cfg.batch), cfg.dark, cfg.ir_dark)
+            vis, vis_y, ir = to_float(vis_u8, ir_u8, cfg.device)  # the targets
+            weights, text = None, None
+            if cfg.degrade > 0:
+                vis_u8, ir_u8, degs = degrade_batch(vis_u8, ir_u8, sampler.rng, cfg.degrade)
+                if texts is not None:
+                    sentences = [describe(d, sampler.rng) for d in degs]
+                    text = torch.from_numpy(texts(sentences)).to(cfg.device)
+                if net.film is not None:
+                    weights = torch.tensor([reliability(d) for d in degs], device=cfg.device)
+            _, in_y, in_ir = to_float(vis_u8, ir_u8, cfg.device)
+            fused, feats = net(in_y, in_ir, text if net.film is not None else None)
             loss, terms = fusion_loss(
                 fused,
                 vis_y,
@@ -132,11 +162,18 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
                 detail=cfg.detail,
                 detail_edges=cfg.detail_edges,
                 base_sigma=cfg.base_sigma,
+                source_weights=weights,
             )
             if teacher is not None:
-                with torch.no_grad():
-                    t_out, t_feat = teacher(vis_y, ir, degradation(vis_y, ir))
-                loss = distill_loss(loss, proj(feat), t_feat, fused, t_out, cfg.w_base, cfg.w_feat, cfg.w_out)
+                if distill_only_output:  # the ablation: the base loss alone, no teacher pass
+                    loss = cfg.w_base * loss
+                else:
+                    with torch.no_grad():
+                        t_out, t_feats = teacher(in_y, in_ir, text)
+                    s_feats = [p(f) for p, f in zip(proj, feats)]
+                    loss = distill_loss(
+                        loss, s_feats, t_feats, fused, t_out, cfg.w_base, cfg.w_feat, cfg.w_out
+                    )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -144,6 +181,10 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
             progress.update(task, advance=1, loss=f"{loss.item():.4f}")
             if (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps:
                 save(step + 1)
+                if not console.is_terminal:  # a log file gets no progress bar: a line per checkpoint
+                    console.print(
+                        f"step {step + 1}/{cfg.steps} loss {loss.item():.4f} ({time.time() - t0:.0f} s)"
+                    )
     final = out / f"{arch}.pt"
     checkpoint.save(final, model=net.state_dict(), arch=arch, step=cfg.steps, config=asdict(cfg))
     console.print(f"wrote {final} ({time.time() - t0:.0f} s this run)")
