@@ -1,11 +1,15 @@
 """Throughput of `rtfuse batch` over 20 short clips: --workers 1 vs 2, local processes vs local Ray.
 
-    python benchmarks/batch_bench.py [WORKDIR] [--frames 90] [--size 320x240]
+    python benchmarks/batch_bench.py [WORKDIR] [--frames 90] [--size 320x240] [--runs 3]
+        [--configs "--workers 1;--workers 2;--workers 2 --ray"]
 
-Generates 20 pairs (FFV1 in MKV), runs each executor on a fresh output folder and prints the
-wall time, the fused frames per second, the CPU time of the process tree (frames per
-CPU-second: the capacity of one core, even on a shared machine) and how busy the machine's CPUs were before the run
-(another job on the machine makes the numbers meaningless; the line says so).
+Generates 20 pairs (FFV1 in MKV), then runs every configuration once per round, ``--runs`` rounds
+(the configurations interleaved, so a slow spell of the machine hits all of them), each on a fresh
+output folder. Per run it prints the wall time, the fused frames per second, the CPU time of the
+process tree (frames per CPU-second: the capacity of one core, even on a shared machine) and how busy
+the machine's CPUs were just before the run (another job on the machine makes the numbers
+meaningless; the line says so). At the end: the median of each configuration, and each
+configuration's throughput relative to the first one, as the median of the per-round ratios.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -51,6 +56,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=90)
     ap.add_argument("--size", default="320x240")
     ap.add_argument("--configs", default="--workers 1;--workers 2;--workers 2 --ray")
+    ap.add_argument("--runs", type=int, default=3)
     a = ap.parse_args()
     w, h = map(int, a.size.split("x"))
     arch = a.workdir / "archive"
@@ -61,25 +67,49 @@ def main() -> None:
             frames = [np.roll(base, 3 * t + k, axis=1) for t in range(a.frames)]
             _write(arch / f"clip{k:02d}_vis.mkv", frames)
             _write(arch / f"clip{k:02d}_ir.mkv", [np.repeat(f[:, :, :1], 3, axis=2) for f in frames])
-    for cfg in a.configs.split(";"):
-        out = a.workdir / "out"
-        subprocess.run(["rm", "-rf", str(out)], check=True)
-        busy = _cpu_busy()
-        t0 = time.perf_counter()
-        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cmd = [sys.executable, "-m", "rtfuse._entry", "batch", str(arch), "-o", str(out), *cfg.split()]
-        rc = subprocess.run(cmd, capture_output=True).returncode
-        wall = time.perf_counter() - t0
-        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime  # Ray's workers are not counted
-        with open(out / "batch_report.csv") as f:
-            frames = sum(int(r["frames_out"]) for r in csv.DictReader(f))
+    configs = a.configs.split(";")
+    results: dict[str, list[tuple[float, float, float]]] = {c: [] for c in configs}  # (wall, fps, cpu)
+    for r in range(a.runs):
+        for cfg in configs:
+            wall, frames, cpu, busy, rc = _run(arch, a.workdir / "out", cfg)
+            results[cfg].append((wall, frames / wall, cpu))
+            print(
+                f"run {r + 1} {cfg:28s} rc={rc} wall={wall:6.1f} s frames={frames} fps={frames / wall:6.1f} "
+                f"cpu={cpu:6.1f} s ({frames / max(cpu, 1e-9):.0f} frames per CPU-second) "
+                f"(CPUs {busy:.0%} busy before the run)",
+                flush=True,
+            )
+
+    def ratio(a: str, b: str) -> float:  # the median of the per-round fps ratios: drift hits both alike
+        return statistics.median(x[1] / y[1] for x, y in zip(results[a], results[b]))
+
+    print(f"\nmedians of {a.runs} runs; ratios: medians of the per-round fps ratios")
+    print(f"| configuration | wall | fused fps | CPU s | vs `{configs[0]}` | vs the row above |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for k, cfg in enumerate(configs):
+        rows = results[cfg]
+        above = f"{ratio(cfg, configs[k - 1]):.2f}" if k else ""
         print(
-            f"{cfg:24s} rc={rc} wall={wall:6.1f} s frames={frames} fps={frames / wall:6.1f} "
-            f"cpu={cpu:6.1f} s ({frames / max(cpu, 1e-9):.0f} frames per CPU-second) "
-            f"(CPUs {busy:.0%} busy before the run)",
-            flush=True,
+            f"| `{cfg}` | {statistics.median(x[0] for x in rows):.1f} s "
+            f"| {statistics.median(x[1] for x in rows):.1f} | {statistics.median(x[2] for x in rows):.1f} "
+            f"| {ratio(cfg, configs[0]):.2f} | {above} |"
         )
+
+
+def _run(arch: Path, out: Path, cfg: str) -> tuple[float, int, float, float, int]:
+    """One batch run on a fresh output folder: (wall, frames out, CPU s of the tree, CPUs busy before, rc)."""
+    subprocess.run(["rm", "-rf", str(out)], check=True)
+    busy = _cpu_busy()
+    t0 = time.perf_counter()
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cmd = [sys.executable, "-m", "rtfuse._entry", "batch", str(arch), "-o", str(out), *cfg.split()]
+    rc = subprocess.run(cmd, capture_output=True).returncode
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime  # Ray's workers are not counted
+    with open(out / "batch_report.csv") as f:
+        frames = sum(int(r["frames_out"]) for r in csv.DictReader(f))
+    return wall, frames, cpu, busy, rc
 
 
 if __name__ == "__main__":

@@ -1,15 +1,25 @@
-"""End-to-end `rtfuse fuse` throughput vs decode + encode alone, on the same video files.
+"""`rtfuse fuse` vs decode + encode alone on the same videos, by codec threads, start-up vs steady state.
 
-Baseline: one loop that decodes both files with PyAV and encodes the visible frames with the
-same encoder settings (no pairing, alignment or fusion). rtfuse: the threaded pipeline
-(decode both, pair, align, fuse with ``--backend``, encode). Runs alternate, medians reported.
+Three paths, runs alternating, medians reported:
 
-    .venv/bin/python benchmarks/bench_pipeline.py [--vis V.mp4 --ir I.mp4] [--runs 5]
+- decode + encode alone: one loop that decodes both files with PyAV and encodes the visible frames
+  with the same encoder settings and codec threads (no pairing, alignment or fusion);
+- the rtfuse pipeline, in this process, built as `rtfuse fuse` builds it (fuser loaded once);
+- the whole `rtfuse fuse` command in a fresh process (start-up, imports and LUT loading included).
+
+For the first two, "start-up" is the time to the first encoded frame handed to the muxer (opening the
+files and codecs, the first decode, fuse and encode) and "steady" is the rate from frame 30 to the last
+frame (pipelines full, before the encoder's final flush). "cores" is CPU time / wall time.
+``--loop K`` adds a clip made by repeating the input K times (packets copied, not re-encoded).
+
+    .venv/bin/python benchmarks/bench_pipeline.py [--vis V.mp4 --ir I.mp4] [--runs 5] [--loop 1,10]
+        [--threads 0,1,2]
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -23,81 +33,120 @@ import av
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 VIDEO = REPO.parent / "shared" / "data" / "video"
+STEADY_FROM = 30  # frames: the codecs' frame-thread pipelines and the pipeline's queues are full by then
+
+from rtfuse.sources.video import set_codec_threads  # noqa: E402
 
 
-def decode_encode(vis: Path, ir: Path, out: Path, codec: str, preset: str, crf: int) -> tuple[int, float]:
-    t0 = time.perf_counter()
+def _cpu_busy(seconds: float = 1.0) -> float:
+    """Share of the machine's CPU time spent busy over ``seconds`` (before a run: other jobs' load)."""
+
+    def snap() -> list[int]:
+        return [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+
+    a = snap()
+    time.sleep(seconds)
+    d = [y - x for x, y in zip(a, snap())]
+    return 1 - (d[3] + d[4]) / max(sum(d), 1)
+
+
+def _cpu(who: int = resource.RUSAGE_SELF) -> float:
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
+def loop_clip(src: Path, dst: Path, times: int) -> Path:
+    """``src`` repeated ``times`` times, by copying its packets with shifted timestamps (same codec, same
+    bitrate, so the decode cost per frame is the input's)."""
+    with av.open(str(src)) as ci, av.open(str(dst), "w") as co:
+        si = ci.streams.video[0]
+        so = co.add_stream_from_template(si)
+        packets = [p for p in ci.demux(si) if p.size]
+        span = max(p.pts + (p.duration or 0) for p in packets) - min(p.pts for p in packets)
+        for k in range(times):
+            for p in packets:
+                q = av.Packet(bytes(p))
+                q.pts, q.dts, q.duration = p.pts + k * span, p.dts + k * span, p.duration
+                q.is_keyframe, q.time_base, q.stream = p.is_keyframe, p.time_base, so
+                co.mux(q)
+    return dst
+
+
+def decode_encode(vis: Path, ir: Path, out: Path, a: argparse.Namespace, threads: int) -> dict[str, float]:
+    out.unlink(missing_ok=True)
+    c0, t0 = _cpu(), time.perf_counter()
+    stamps = []
     with av.open(str(vis)) as cv, av.open(str(ir)) as ci, av.open(str(out), "w") as co:
         sv, si = cv.streams.video[0], ci.streams.video[0]
-        sv.thread_type = si.thread_type = "AUTO"
-        enc = "libx264" if codec == "h264" else "ffv1"
-        so = co.add_stream(
-            enc,
-            rate=sv.average_rate or Fraction(30),
-            options={"preset": preset, "crf": str(crf)} if codec == "h264" else {},
-        )
+        set_codec_threads(sv.codec_context, threads, frames=True)
+        set_codec_threads(si.codec_context, threads, frames=True)
+        enc = "libx264" if a.codec == "h264" else "ffv1"
+        opts = {"preset": a.preset, "crf": str(a.crf)} if a.codec == "h264" else {}
+        so = co.add_stream(enc, rate=sv.average_rate or Fraction(30), options=opts)
         so.width, so.height = sv.codec_context.width, sv.codec_context.height
-        so.pix_fmt = "yuv420p" if codec == "h264" else "bgr0"
-        n = 0
+        so.pix_fmt = "yuv420p" if a.codec == "h264" else "bgr0"
+        set_codec_threads(so.codec_context, threads, frames=False)
         for fv, fi in zip(cv.decode(sv), ci.decode(si)):
             img = fv.to_ndarray(format="bgr24")
             fi.to_ndarray(format="bgr24")
             for p in so.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
                 co.mux(p)
-            n += 1
+            stamps.append(time.perf_counter())
         for p in so.encode():
             co.mux(p)
-    return n, time.perf_counter() - t0
+    return _result(t0, c0, stamps, time.perf_counter(), _cpu())
 
 
-def rtfuse_fuse(
-    vis: Path, ir: Path, out: Path, codec: str, preset: str, crf: int, fuser
-) -> tuple[int, float]:
-    """The pipeline as `rtfuse fuse` builds it, with the fuser already loaded."""
-    from rtfuse.pipeline import Pipeline
-    from rtfuse.sinks.video import VideoSink
-    from rtfuse.sources import open_source
+def rtfuse_pipeline(vis: Path, ir: Path, out: Path, a: argparse.Namespace, threads: int, fuser) -> dict:
+    """The pipeline exactly as `rtfuse fuse` builds it, with the fuser already loaded."""
+    from rtfuse.cli import build_parser
+    from rtfuse.runner import build, video_sink
 
-    t0 = time.perf_counter()
-    pipe = Pipeline(
-        open_source(str(vis), "vis"),
-        open_source(str(ir), "ir"),
-        fuser,
-        [VideoSink(out, codec=codec, preset=preset, crf=crf)],
-    )
+    out.unlink(missing_ok=True)
+    args = build_parser().parse_args(_fuse_argv(vis, ir, out, a, threads))
+    stamps: list[float] = []
+    c0, t0 = _cpu(), time.perf_counter()
+    pipe = build(args, str(vis), str(ir), [video_sink(out, args)], fuser)
+    pipe.on_frame = lambda n: stamps.append(time.perf_counter())
     report = pipe.run()
-    return report.stats.frames_out, time.perf_counter() - t0
+    res = _result(t0, c0, stamps, time.perf_counter(), _cpu())
+    stages = report.stats.to_dict()["stages"]
+    res.update({f"{k} ms": v["median_ms"] for k, v in stages.items()})
+    return res
 
 
-def rtfuse_cli(vis: Path, ir: Path, out: Path, codec: str, preset: str, crf: int, backend: str) -> float:
-    """The whole `rtfuse fuse` command in a fresh process: start-up, imports and LUT loading included."""
-    t0 = time.perf_counter()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rtfuse.cli",
-            "fuse",
-            "--vis",
-            str(vis),
-            "--ir",
-            str(ir),
-            "-o",
-            str(out),
-            "--codec",
-            codec,
-            "--preset",
-            preset,
-            "--crf",
-            str(crf),
-            "--backend",
-            backend,
-        ],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-    )
-    return time.perf_counter() - t0
+def rtfuse_command(vis: Path, ir: Path, out: Path, a: argparse.Namespace, threads: int) -> dict[str, float]:
+    """The whole `rtfuse fuse` command in a fresh process."""
+    out.unlink(missing_ok=True)
+    c0, t0 = _cpu(resource.RUSAGE_CHILDREN), time.perf_counter()
+    argv = [sys.executable, "-m", "rtfuse._entry", *_fuse_argv(vis, ir, out, a, threads)]
+    subprocess.run(argv, cwd=REPO, check=True, capture_output=True)
+    wall, cpu = time.perf_counter() - t0, _cpu(resource.RUSAGE_CHILDREN) - c0
+    with av.open(str(out)) as c:
+        n = sum(1 for p in c.demux(video=0) if p.size)
+    return {"frames": n, "wall": wall, "fps": n / wall, "cores": cpu / wall}
+
+
+def _fuse_argv(vis: Path, ir: Path, out: Path, a: argparse.Namespace, threads: int) -> list[str]:
+    return [
+        "fuse",
+        *("--vis", str(vis), "--ir", str(ir), "-o", str(out), "--backend", a.backend),
+        *("--codec", a.codec, "--preset", a.preset, "--crf", str(a.crf), "--codec-threads", str(threads)),
+    ]
+
+
+def _result(t0: float, c0: float, stamps: list[float], t1: float, c1: float) -> dict[str, float]:
+    n = len(stamps)
+    res = {"frames": n, "wall": t1 - t0, "fps": n / (t1 - t0), "cores": (c1 - c0) / (t1 - t0)}
+    res["startup ms"] = 1e3 * (stamps[0] - t0) if stamps else float("nan")
+    if n > STEADY_FROM + 10:
+        res["steady fps"] = (n - 1 - STEADY_FROM) / (stamps[-1] - stamps[STEADY_FROM])
+    return res
+
+
+def _med(rows: list[dict], key: str) -> float:
+    vals = [r[key] for r in rows if key in r]
+    return statistics.median(vals) if vals else float("nan")
 
 
 def main() -> None:
@@ -105,40 +154,72 @@ def main() -> None:
     ap.add_argument("--vis", type=Path, default=VIDEO / "0111_1716_vis.mp4")
     ap.add_argument("--ir", type=Path, default=VIDEO / "0111_1716_ir.mp4")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--loop", default="1", help="comma-separated repeat counts of the clip (1: the clip)")
+    ap.add_argument("--threads", default="0", help="comma-separated codec thread counts (0: automatic)")
     ap.add_argument("--codec", default="h264")
     ap.add_argument("--preset", default="veryfast")
     ap.add_argument("--crf", type=int, default=20)
     ap.add_argument("--backend", default="lut")
-    args = ap.parse_args()
-    if not args.vis.is_file() or not args.ir.is_file():
-        sys.exit(f"input videos not found: {args.vis}, {args.ir} (pass --vis/--ir)")
+    ap.add_argument("--no-command", action="store_true", help="skip the whole-command runs")
+    a = ap.parse_args()
+    if not a.vis.is_file() or not a.ir.is_file():
+        sys.exit(f"input videos not found: {a.vis}, {a.ir} (pass --vis/--ir)")
     from rtfuse.fusion.registry import load_fuser
 
-    fuser = load_fuser(args.backend)
+    fuser = load_fuser(a.backend)
+    threads = [int(t) for t in a.threads.split(",")]
+    print(f"{a.codec} preset {a.preset} crf {a.crf}, backend {a.backend}, {a.runs} runs, medians", flush=True)
+    print(
+        "| clip | frames | codec threads | path | fps (whole run) | start-up ms | steady fps | cores busy |"
+    )
+    print("|---|---:|---:|---|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.mp4"
-        rtfuse_fuse(args.vis, args.ir, out, args.codec, args.preset, args.crf, fuser)  # warm-up (JIT cache)
-        base, ours, cli = [], [], []
-        for _ in range(args.runs):
-            n0, t = decode_encode(args.vis, args.ir, out, args.codec, args.preset, args.crf)
-            base.append(n0 / t)
-            n1, t = rtfuse_fuse(args.vis, args.ir, out, args.codec, args.preset, args.crf, fuser)
-            ours.append(n1 / t)
-            cli.append(
-                n1 / rtfuse_cli(args.vis, args.ir, out, args.codec, args.preset, args.crf, args.backend)
-            )
-    b, o, c = statistics.median(base), statistics.median(ours), statistics.median(cli)
-    print(
-        f"inputs: {args.vis.name} + {args.ir.name}, {n0} frames; {args.codec} preset {args.preset} crf {args.crf}"
-    )
-    print("| path | median fps | runs |")
-    print("|---|---:|---:|")
-    print(f"| decode both + encode (no fusion), one loop | {b:.0f} | {args.runs} |")
-    print(f"| rtfuse pipeline (decode, pair, align, fuse {args.backend}, encode) | {o:.0f} | {args.runs} |")
-    print(
-        f"| whole `rtfuse fuse` command (process start, imports, LUT load included) | {c:.0f} | {args.runs} |"
-    )
-    print(f"\nthe pipeline runs at {100 * o / b:.0f} % of decode+encode alone")
+        rtfuse_pipeline(a.vis, a.ir, out, a, 0, fuser)  # warm-up (Numba cache, page cache)
+        for loops in (int(k) for k in a.loop.split(",")):
+            vis, ir = a.vis, a.ir
+            if loops > 1:
+                vis = loop_clip(a.vis, Path(tmp) / f"x{loops}_{a.vis.name}", loops)
+                ir = loop_clip(a.ir, Path(tmp) / f"x{loops}_{a.ir.name}", loops)
+            res: dict[tuple[int, str], list[dict]] = {}
+            busy = []
+            for _ in range(a.runs):
+                for t in threads:
+                    busy.append(_cpu_busy())
+                    res.setdefault((t, "base"), []).append(decode_encode(vis, ir, out, a, t))
+                    res.setdefault((t, "pipe"), []).append(rtfuse_pipeline(vis, ir, out, a, t, fuser))
+                    if not a.no_command:
+                        res.setdefault((t, "cmd"), []).append(rtfuse_command(vis, ir, out, a, t))
+            name = vis.name if loops == 1 else f"{a.vis.name} x{loops}"
+            for t in threads:
+                for path, label in (
+                    ("base", "decode both + encode alone"),
+                    ("pipe", "rtfuse pipeline (in process)"),
+                    ("cmd", "whole `rtfuse fuse` command"),
+                ):
+                    rows = res.get((t, path))
+                    if not rows:
+                        continue
+                    print(
+                        f"| {name} | {rows[0]['frames']} | {t or 'auto'} | {label} | {_med(rows, 'fps'):.0f} "
+                        f"| {_med(rows, 'startup ms'):.0f} | {_med(rows, 'steady fps'):.0f} "
+                        f"| {_med(rows, 'cores'):.2f} |",
+                        flush=True,
+                    )
+            for t in threads:
+                b, p = res[(t, "base")], res[(t, "pipe")]
+                c = res.get((t, "cmd"))
+                stages = ", ".join(
+                    f"{k[:-3]} {_med(p, k):.2f}" for k in p[0] if k.endswith(" ms") and k != "startup ms"
+                )
+                print(
+                    f"{name}, threads {t or 'auto'}: pipeline/base {_med(p, 'fps') / _med(b, 'fps'):.2f} "
+                    f"(steady {_med(p, 'steady fps') / _med(b, 'steady fps'):.2f})"
+                    + (f", command/base {_med(c, 'fps') / _med(b, 'fps'):.2f}" if c else "")
+                    + f"; pipeline stage medians (ms): {stages}",
+                    flush=True,
+                )
+            print(f"CPUs busy before the runs (other jobs): median {statistics.median(busy):.0%}", flush=True)
 
 
 if __name__ == "__main__":
