@@ -1,15 +1,16 @@
-"""Throughput of `rtfuse batch` over 20 short clips: --workers 1 vs 2, local processes vs local Ray.
+"""Throughput of `rtfuse batch` over short clips: --workers 1 vs 2, local processes vs local Ray.
 
-    python benchmarks/batch_bench.py [WORKDIR] [--frames 90] [--size 320x240] [--runs 3]
+    python benchmarks/batch_bench.py [WORKDIR] [--pairs 20] [--frames 90] [--size 320x240] [--runs 3]
         [--configs "--workers 1;--workers 2;--workers 2 --ray"]
 
-Generates 20 pairs (FFV1 in MKV), then runs every configuration once per round, ``--runs`` rounds
-(the configurations interleaved, so a slow spell of the machine hits all of them), each on a fresh
-output folder. Per run it prints the wall time, the fused frames per second, the CPU time of the
-process tree (frames per CPU-second: the capacity of one core, even on a shared machine) and how busy
-the machine's CPUs were just before the run (another job on the machine makes the numbers
-meaningless; the line says so). At the end: the median of each configuration, and each
-configuration's throughput relative to the first one, as the median of the per-round ratios.
+Generates the pairs in WORKDIR/archive once (FFV1 in MKV, noise-like frames, so decoding is the
+heaviest stage; delete the folder to change --pairs, --frames or --size), then runs every
+configuration once per round, ``--runs`` rounds (interleaved, so a slow spell of the machine hits all
+of them), each on a fresh output folder. Per run it prints the wall time, the fused frames per
+second, the CPU time of the process tree (frames per CPU-second: the capacity of one core, even on a
+shared machine) and how busy the machine's CPUs were just before the run (another job on the machine
+makes the numbers meaningless; the line says so). At the end: the median of each configuration, and
+ratios of throughput as medians of the per-round ratios.
 """
 
 from __future__ import annotations
@@ -57,13 +58,14 @@ def main() -> None:
     ap.add_argument("--size", default="320x240")
     ap.add_argument("--configs", default="--workers 1;--workers 2;--workers 2 --ray")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--pairs", type=int, default=20)
     a = ap.parse_args()
     w, h = map(int, a.size.split("x"))
     arch = a.workdir / "archive"
     if not arch.is_dir():
         arch.mkdir(parents=True)
         base = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
-        for k in range(20):
+        for k in range(a.pairs):
             frames = [np.roll(base, 3 * t + k, axis=1) for t in range(a.frames)]
             _write(arch / f"clip{k:02d}_vis.mkv", frames)
             _write(arch / f"clip{k:02d}_ir.mkv", [np.repeat(f[:, :, :1], 3, axis=2) for f in frames])

@@ -10,7 +10,9 @@ Three paths, runs alternating, medians reported:
 For the first two, "start-up" is the time to the first encoded frame handed to the muxer (opening the
 files and codecs, the first decode, fuse and encode) and "steady" is the rate from frame 30 to the last
 frame (pipelines full, before the encoder's final flush). "cores" is CPU time / wall time.
-``--loop K`` adds a clip made by repeating the input K times (packets copied, not re-encoded).
+``--loop K`` adds a clip made by repeating the input K times (packets copied, not re-encoded); with two
+clip lengths the whole command's fixed start-up (process, imports, LUT load, codec set-up, final
+flush) and its steady rate are told apart by the difference of their times.
 
     .venv/bin/python benchmarks/bench_pipeline.py [--vis V.mp4 --ir I.mp4] [--runs 5] [--loop 1,10]
         [--threads 0,1,2]
@@ -19,6 +21,7 @@ frame (pipelines full, before the encoder's final flush). "cores" is CPU time / 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -39,15 +42,17 @@ from rtfuse.sources.video import set_codec_threads  # noqa: E402
 
 
 def _cpu_busy(seconds: float = 1.0) -> float:
-    """Share of the machine's CPU time spent busy over ``seconds`` (before a run: other jobs' load)."""
+    """Share of the machine's CPU time that other processes kept busy over ``seconds`` (before a run:
+    other jobs' load; this process's own lingering threads, e.g. Numba's spinning workers, not counted)."""
 
     def snap() -> list[int]:
         return [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
 
-    a = snap()
+    a, c0 = snap(), _cpu()
     time.sleep(seconds)
     d = [y - x for x, y in zip(a, snap())]
-    return 1 - (d[3] + d[4]) / max(sum(d), 1)
+    own = (_cpu() - c0) * os.sysconf("SC_CLK_TCK")
+    return max(sum(d) - d[3] - d[4] - own, 0) / max(sum(d), 1)
 
 
 def _cpu(who: int = resource.RUSAGE_SELF) -> float:
@@ -176,6 +181,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.mp4"
         rtfuse_pipeline(a.vis, a.ir, out, a, 0, fuser)  # warm-up (Numba cache, page cache)
+        cmd_runs: dict[int, list[tuple[int, float]]] = {}  # codec threads -> (frames, median wall) per clip
         for loops in (int(k) for k in a.loop.split(",")):
             vis, ir = a.vis, a.ir
             if loops > 1:
@@ -220,6 +226,21 @@ def main() -> None:
                     flush=True,
                 )
             print(f"CPUs busy before the runs (other jobs): median {statistics.median(busy):.0%}", flush=True)
+            for t in threads:
+                if res.get((t, "cmd")):
+                    cmd_runs.setdefault(t, []).append(
+                        (res[(t, "cmd")][0]["frames"], _med(res[(t, "cmd")], "wall"))
+                    )
+        # Two clip lengths separate the whole command's fixed start-up from its steady rate.
+        for t, runs in cmd_runs.items():
+            if len(runs) >= 2:
+                (n0, w0), (n1, w1) = runs[0], runs[-1]
+                rate = (n1 - n0) / (w1 - w0)
+                print(
+                    f"whole command, threads {t or 'auto'}: steady {rate:.0f} fps, fixed start-up and finish "
+                    f"{w0 - n0 / rate:.2f} s (from the {n0}- and {n1}-frame clips)",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

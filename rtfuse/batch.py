@@ -248,6 +248,44 @@ def finished_row(job: Job) -> Row | None:
 _FUSERS: dict[tuple[str, str | None], Any] = {}  # one loaded fuser per worker and backend
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. a container's share), at least 1."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except (AttributeError, OSError):  # no affinity on macOS and Windows
+        return os.cpu_count() or 1
+
+
+def codec_threads_for(workers: int, cores: int | None = None) -> int:
+    """Threads for each codec of a worker (two decoders and one encoder; fusion has one Numba thread).
+
+    One worker has the machine to itself, as ``rtfuse fuse`` has: FFmpeg's and x264's automatic
+    counts (:data:`rtfuse.runner.CODEC_THREADS`), measured best on 2 cores. A worker with less than
+    two cores of its own gets 1 (no codec thread pools, no frame threading): the automatic counts
+    follow the machine's cores, not the worker's share, so with a worker per core the threads
+    would grow as cores squared. In between, half its share each: the pipeline's own four threads
+    already keep about 1.7 cores busy with one-thread codecs, and workers x (2 x decoder + encoder
+    + 1) threads stays within about 1.5x the cores. ``docs/scaling.md`` has the rule and the
+    measurements.
+    """
+    from rtfuse.runner import CODEC_THREADS
+
+    cores = cores or available_cores()
+    if workers <= 1:
+        return CODEC_THREADS
+    share = cores // workers
+    return 1 if share < 2 else share // 2
+
+
+def worker_options(options: dict[str, Any], workers: int, ray_address: str | None = None) -> dict[str, Any]:
+    """``options`` with ``codec_threads`` set when missing or None: :func:`codec_threads_for` the
+    local workers; on a Ray cluster 1, since Ray runs one task per CPU of each node."""
+    if options.get("codec_threads") is not None:
+        return options
+    remote = ray_address not in (None, "local")
+    return {**options, "codec_threads": 1 if remote else codec_threads_for(workers)}
+
+
 def init_worker() -> None:
     """Process-pool initializer: one Numba thread per worker (set before Numba is imported, so it
     holds), and stop signals left to the parent, which ends the workers itself."""
@@ -384,12 +422,15 @@ def run_batch(
 
     ``ray_address``: run the same task as Ray tasks instead, on that cluster (``"local"``: a Ray
     started for this run with ``workers`` CPUs); Ray resubmits tasks whose worker or node died.
+
+    ``options["codec_threads"]`` missing or None: sized for the workers (:func:`worker_options`).
     """
     import threading
     from collections import deque
 
     from rtfuse import interrupt
 
+    options = worker_options(options, workers, ray_address)
     rows = [Row(str(j.vis), str(j.ir), str(j.out)) for j in jobs]
     todo: deque[int] = deque()
     for k, job in enumerate(jobs):
@@ -466,7 +507,7 @@ def _advance(progress: Any, row: Row) -> None:
 
 def _ray_task(job: Job, options: dict[str, Any], evaluate: bool) -> Row:
     """The Ray task: the same :func:`run_job`, in a Ray worker (which gets NUMBA_NUM_THREADS=1
-    from the runtime environment; Ray already keeps stop signals from its workers)."""
+    from its environment, see :func:`_on_ray`; Ray already keeps stop signals from its workers)."""
     return run_job(job, options, evaluate)
 
 
@@ -488,13 +529,18 @@ def _on_ray(jobs, rows, todo, options, workers, retries, evaluate, progress, sto
         env["PYTHONPATH"] = os.pathsep.join(
             [str(Path(__file__).resolve().parents[1]), *filter(None, [os.environ.get("PYTHONPATH")])]
         )
-        ray.init(
-            num_cpus=workers,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-            runtime_env={"env_vars": env},
-        )
+        # Its workers inherit the environment Ray starts with: a runtime_env would make Ray start a second
+        # set of workers for it, after the ones it prestarts (about 1 s more to the first tasks).
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
     else:
         ray.init(address=address, log_to_driver=False, configure_logging=False, runtime_env={"env_vars": env})
     try:

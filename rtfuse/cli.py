@@ -158,11 +158,9 @@ def _fuse_videos(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    import os
-
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from rtfuse.batch import check_out_dir, find_jobs, run_batch, write_report
+    from rtfuse.batch import available_cores, check_out_dir, find_jobs, run_batch, write_report
 
     if args.ray is not None:
         from rtfuse.batch import import_ray
@@ -179,10 +177,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
         refuse_overwrite(out_dir / report, {"manifest": args.input})
     # The batch's own options, as `rtfuse fuse` would read them (sent to each task as plain values).
     keys = ("backend", "weights", "calib", "ir_agc", "clahe", "codec", "preset", "crf", "allow_truncated")
-    keys += ("vis_fps", "ir_fps", "ir_offset", "tolerance_ms", "seed", "ir_clean")
+    keys += ("vis_fps", "ir_fps", "ir_offset", "tolerance_ms", "seed", "ir_clean", "codec_threads")
     options = {k: getattr(args, k) for k in keys}
     _fuser(args)  # a missing checkpoint or an unreadable LUT: one line now, not one per pair
-    workers = args.workers or os.cpu_count() or 1
+    workers = args.workers or available_cores()
     counts = {"ok": 0, "failed": 0, "skipped": 0}
     frames = [0]
     t0 = time.perf_counter()
@@ -857,6 +855,12 @@ def _add_fuse(sub) -> None:
     add_source_args(p)
     add_stage_args(p)
     add_output_args(p)
+    p.add_argument(
+        "--codec-threads",
+        type=integer(0),
+        help="threads of each video decoder and of the encoder (default 0: FFmpeg and x264 choose, "
+        "about one per core; 1: no codec threads)",
+    )
     p.set_defaults(func=cmd_fuse)
 
 
@@ -895,6 +899,13 @@ def _add_batch(sub) -> None:
     add_source_args(p)
     add_stage_args(p)
     add_output_args(p)
+    p.add_argument(
+        "--codec-threads",
+        type=integer(0),
+        help="threads of each video decoder and of the encoder in every worker, 0: FFmpeg and x264 "
+        "choose (default: as `rtfuse fuse` with one worker, 1 when a worker has less than two cores, "
+        "else half its share; docs/scaling.md)",
+    )
     p.set_defaults(func=cmd_batch)
 
 

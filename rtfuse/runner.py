@@ -33,6 +33,10 @@ CAMERA_DEFAULTS = {
 }
 
 
+# Threads of each video decoder and of the encoder for one pipeline alone on the machine (`rtfuse fuse`,
+# `run`): 0 lets FFmpeg and x264 choose. `rtfuse batch` sizes them per worker (batch.codec_threads_for).
+CODEC_THREADS = 0
+
 # Source defaults, for commands without the source options (demo): the same values as the options'.
 SOURCE_DEFAULTS = {
     "vis_fps": None,
@@ -168,12 +172,18 @@ def add_output_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--crf", type=int, default=20, help="x264 quality, 0 (lossless) .. 51 (default 20)")
 
 
+def codec_threads(args: argparse.Namespace) -> int:
+    """The decoders' and the encoder's threads: ``--codec-threads``, else :data:`CODEC_THREADS`."""
+    n = getattr(args, "codec_threads", None)
+    return CODEC_THREADS if n is None else n
+
+
 def video_sink(path: Path, args: argparse.Namespace, console: Console | None = None) -> Sink:
     """The video file sink; its checks run now, before any work. With ``console``, its notes so far
     (a stale partial file removed) are printed now; later ones come with its close summary."""
     from rtfuse.sinks.video import VideoSink
 
-    sink = VideoSink(path, codec=args.codec, preset=args.preset, crf=args.crf)
+    sink = VideoSink(path, codec=args.codec, preset=args.preset, crf=args.crf, threads=codec_threads(args))
     if console is not None:
         for line in sink.take_notes():
             note(console, line)
@@ -201,6 +211,7 @@ def build(
         buffer_size=cam["cam_buffer"],
         reconnect_timeout=cam["reconnect_timeout"],
         allow_truncated=src["allow_truncated"],
+        threads=codec_threads(args),
     )
     vis = open_source(
         vis_spec, "vis", fps=src["vis_fps"], camera_size=cam["vis_size"], fourcc=cam["vis_fourcc"], **common

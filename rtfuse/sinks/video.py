@@ -15,6 +15,7 @@ from rtfuse.errors import RtfuseError
 from rtfuse.paths import check_writable_file
 from rtfuse.sinks.base import Fused, Sink
 from rtfuse.sources.base import DEFAULT_FPS
+from rtfuse.sources.video import check_threads, set_codec_threads
 
 CODECS = {
     # name: (FFmpeg encoder, pixel format, options)
@@ -48,14 +49,23 @@ class VideoSink(Sink):
     (folder, permissions, container and codec) is checked by the constructor, before any work.
     ``notes`` collects what the user should know (stale partial file removed, odd size padded);
     :meth:`close` appends those :meth:`take_notes` did not take to its summary.
+
+    ``threads``: the encoder's threads; 0 lets x264 choose (frame threads, about 1.5 per core), 1
+    encodes on the writing thread alone (what ``rtfuse batch`` uses with a worker per core).
     """
 
     name = "video"
 
     def __init__(
-        self, path: str | Path, codec: str = "h264", preset: str = "veryfast", crf: int = 20
+        self,
+        path: str | Path,
+        codec: str = "h264",
+        preset: str = "veryfast",
+        crf: int = 20,
+        threads: int = 0,
     ) -> None:
         self.path = Path(path)
+        self.threads = check_threads(threads)
         self.notes: list[str] = []
         if codec not in CODECS:
             raise RtfuseError(f"codec {codec!r} is not supported; choose one of {', '.join(CODECS)}")
@@ -149,6 +159,8 @@ class VideoSink(Sink):
             stream = self._container.add_stream(encoder, rate=rate, options=opts)
             stream.width, stream.height = w + self._pad[1], h + self._pad[0]
             stream.pix_fmt = pix_fmt
+            # Frame threads, x264's own default (PyAV asks for slices): +16 % fused fps on 2 cores.
+            set_codec_threads(stream.codec_context, self.threads, frames=True)
             stream.time_base = self._tb
             stream.codec_context.time_base = self._tb
             self._container.start_encoding()  # opens the encoder now: its errors come before any frame

@@ -34,13 +34,14 @@ def open_source(
     buffer_size: int | None = 1,
     reconnect_timeout: float = 10.0,
     allow_truncated: bool = False,
+    threads: int = 0,
 ) -> Source:
     """Build (not yet open) the source for SRC ``spec`` playing ``role`` (``"vis"`` or ``"ir"``).
 
     SRC is ``synthetic[16][:WxH][@FPS]``, a camera (see :func:`is_device_spec`; ``camera_size``,
     ``fps``, ``fourcc``, ``buffer_size`` are requested from it), an image folder or glob pattern
     (``fps`` sets its rate, default :data:`DEFAULT_FPS`), or a video file (``allow_truncated``: a file cut short of
-    its declared length is a warning instead of an error).
+    its declared length is a warning instead of an error; ``threads``: the decoder's threads, 0 automatic).
     """
     m = _SYNTH.match(spec)
     if m:
@@ -80,4 +81,4 @@ def open_source(
         )
     from rtfuse.sources.video import VideoFileSource
 
-    return VideoFileSource(path, allow_truncated=allow_truncated)
+    return VideoFileSource(path, allow_truncated=allow_truncated, threads=threads)

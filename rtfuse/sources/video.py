@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from rtfuse.errors import SourceError
+from rtfuse.errors import RtfuseError, SourceError
 from rtfuse.sources.base import DEFAULT_FPS, Frame, Source
 
 # Decoded as 16-bit gray when the stream stores more than 8 bits of one channel (raw thermal).
@@ -41,12 +41,18 @@ class VideoFileSource(Source):
     A file that ends before the length its header declares (a cut copy or an interrupted
     transfer) raises :class:`SourceError` once its last frame has been delivered, unless
     ``allow_truncated``: then the same message is appended to ``warnings``.
+
+    ``threads``: the decoder's threads (:func:`set_codec_threads`); 0 lets FFmpeg choose (frame and
+    slice threads, about one per core), 1 decodes on the calling thread only.
     """
 
-    def __init__(self, path: str | Path, name: str | None = None, allow_truncated: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, name: str | None = None, allow_truncated: bool = False, threads: int = 0
+    ) -> None:
         self.path = Path(path)
         self.name = name or self.path.name
         self.allow_truncated = allow_truncated
+        self.threads = check_threads(threads)
         self.warnings: list[str] = []
         self._container = None
         self._first: av.VideoFrame | None = None
@@ -78,7 +84,7 @@ class VideoFileSource(Source):
                 f"{self.path}: has no video stream (a zero-length, audio-only or truncated file?)"
             )
         stream = self._container.streams.video[0]
-        stream.thread_type = "AUTO"  # frame/slice threads inside the decoder
+        set_codec_threads(stream.codec_context, self.threads, frames=True)
         self._stream = stream
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else None
@@ -219,6 +225,30 @@ class VideoFileSource(Source):
         if self._container is not None:
             self._container.close()
             self._container = None
+
+
+def check_threads(threads: int) -> int:
+    """A codec thread count: 0 (the codec's automatic choice) or more."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise RtfuseError(
+            f"codec threads must be a whole number, 0 (automatic) or more, got {threads!r}",
+            option="codec_threads",
+        )
+    return threads
+
+
+def set_codec_threads(ctx: av.codec.context.CodecContext, threads: int, frames: bool) -> None:
+    """Size a codec's own thread pool, before it is opened.
+
+    0: FFmpeg's automatic count (about one thread per core; x264 more). 1: the codec runs on the
+    calling thread alone, no pool, for callers that already run one pipeline per core (``rtfuse
+    batch``). N > 1: N threads. ``frames`` lets the threads work on several frames at once (frame
+    threading, where the codec has it: more throughput, a few frames of delay); else they split
+    each frame (slices).
+    """
+    if threads:
+        ctx.thread_count = threads
+    ctx.thread_type = "AUTO" if frames and threads != 1 else "SLICE"
 
 
 def _mp4_without_index(path: Path) -> bool:
