@@ -21,6 +21,13 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write(f"rtfuse: stopped by {interrupt.name()} before any output was started\n")
         code = interrupt.exit_code()
+    except ImportError:
+        # A signal that lands inside a native module's import (Numba's) is re-raised by the import
+        # machinery as an ImportError: the stop, not a broken install.
+        if interrupt.received() is None:
+            raise
+        sys.stderr.write(f"rtfuse: stopped by {interrupt.name()} before any output was started\n")
+        code = interrupt.exit_code()
     interrupt.ignore()  # the work is done: a late signal must not turn a clean exit into a kill
     # Outputs are finalised and closed by now. Leave without the interpreter's shutdown: native
     # libraries loaded on the way (LLVM for Numba) hook the stop signals, and a signal taken there

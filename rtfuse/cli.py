@@ -1335,6 +1335,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print(f"rtfuse: stopped by {interrupt.name()}", style="yellow")
         return interrupt.exit_code()
+    except ImportError:
+        # A command's lazy import of a native module (Numba) hit by the stop signal: the stop.
+        if interrupt.received() is None:
+            raise
+        console.print(f"rtfuse: stopped by {interrupt.name()}", style="yellow")
+        return interrupt.exit_code()
 
 
 if __name__ == "__main__":
