@@ -90,7 +90,7 @@ def decode_encode(vis: Path, ir: Path, out: Path, a: argparse.Namespace, threads
         so = co.add_stream(enc, rate=sv.average_rate or Fraction(30), options=opts)
         so.width, so.height = sv.codec_context.width, sv.codec_context.height
         so.pix_fmt = "yuv420p" if a.codec == "h264" else "bgr0"
-        set_codec_threads(so.codec_context, threads, frames=False)
+        set_codec_threads(so.codec_context, threads, frames=True)  # as VideoSink
         for fv, fi in zip(cv.decode(sv), ci.decode(si)):
             img = fv.to_ndarray(format="bgr24")
             fi.to_ndarray(format="bgr24")
