@@ -35,7 +35,6 @@ class NetFuser:
         self.arch = ck.get("arch")
         self.name = name
         self.path = Path(path)
-        self.prompt = prompt
         self.text = None
         if prompt is not None:
             if self.net.film is None:

@@ -7,8 +7,8 @@ holds the model as a zip; it is unpacked once into the rtfuse cache folder
 
 Embeddings are cached by sentence, in memory and in ``text-embeddings.npz`` in that folder (plain
 arrays, loaded without pickle), so training embeds each of its few thousand sentences once.
-Only the teacher uses this module (training, and the ``teacher`` backend with a prompt); the
-``lut`` and ``student`` paths never import it.
+Only the teacher runs the model (training, and the ``teacher`` backend with a prompt). The networks'
+module imports :data:`TEXT_DIM` from here (numpy only); the ``lut`` path never imports this module.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from rtfuse.errors import InputError
 
 TEXT_DIM = 384
 CLEAN_PROMPT = "clean"  # what the teacher is told when no prompt is given
-MODEL_PACKAGE = "all_minilm_l6_v2"
 _INSTALL = "install the training extra: pip install 'rtfuse[train]'"
 
 
