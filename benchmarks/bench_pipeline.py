@@ -1,9 +1,12 @@
-"""`rtfuse fuse` vs decode + encode alone on the same videos, by codec threads, start-up vs steady state.
+"""`rtfuse fuse` vs decode + encode alone on the same videos, by codec and kernel threads, start-up vs
+steady state.
 
-Three paths, runs alternating, medians reported:
+Four paths, runs alternating, medians reported:
 
 - decode + encode alone: one loop that decodes both files with PyAV and encodes the visible frames
   with the same encoder settings and codec threads (no pairing, alignment or fusion);
+- the same loop in a fresh interpreter (its start-up and ``import av`` included), the like-for-like
+  baseline of the whole command;
 - the rtfuse pipeline, in this process, built as `rtfuse fuse` builds it (fuser loaded once);
 - the whole `rtfuse fuse` command in a fresh process (start-up, imports and LUT loading included).
 
@@ -15,7 +18,7 @@ clip lengths the whole command's fixed start-up (process, imports, LUT load, cod
 flush) and its steady rate are told apart by the difference of their times.
 
     .venv/bin/python benchmarks/bench_pipeline.py [--vis V.mp4 --ir I.mp4] [--runs 5] [--loop 1,10]
-        [--threads 0,1,2]
+        [--threads 0,1,2] [--kernel-threads 0,1,2]
 """
 
 from __future__ import annotations
@@ -102,16 +105,32 @@ def decode_encode(vis: Path, ir: Path, out: Path, a: argparse.Namespace, threads
     return _result(t0, c0, stamps, time.perf_counter(), _cpu())
 
 
-def rtfuse_pipeline(vis: Path, ir: Path, out: Path, a: argparse.Namespace, threads: int, fuser) -> dict:
+def decode_encode_process(vis: Path, ir: Path, out: Path, a: argparse.Namespace, threads: int) -> dict:
+    """:func:`decode_encode` in a fresh interpreter (its start-up and ``import av`` included): the
+    like-for-like baseline of the whole command."""
+    out.unlink(missing_ok=True)
+    c0, t0 = _cpu(resource.RUSAGE_CHILDREN), time.perf_counter()
+    argv = [sys.executable, __file__, "--vis", str(vis), "--ir", str(ir), "--codec", a.codec]
+    argv += ["--preset", a.preset, "--crf", str(a.crf), "--threads", str(threads), "--baseline-to", str(out)]
+    subprocess.run(argv, check=True, capture_output=True)
+    wall, cpu = time.perf_counter() - t0, _cpu(resource.RUSAGE_CHILDREN) - c0
+    with av.open(str(out)) as c:
+        n = sum(1 for p in c.demux(video=0) if p.size)
+    return {"frames": n, "wall": wall, "fps": n / wall, "cores": cpu / wall}
+
+
+def rtfuse_pipeline(
+    vis: Path, ir: Path, out: Path, a: argparse.Namespace, threads: int, kthreads: int, fuser
+) -> dict:
     """The pipeline exactly as `rtfuse fuse` builds it, with the fuser already loaded."""
     from rtfuse.cli import build_parser
-    from rtfuse.runner import build, video_sink
+    from rtfuse.runner import build, kernel_threads, video_sink
 
     out.unlink(missing_ok=True)
-    args = build_parser().parse_args(_fuse_argv(vis, ir, out, a, threads))
+    args = build_parser().parse_args(_fuse_argv(vis, ir, out, a, threads, kthreads))
     stamps: list[float] = []
     c0, t0 = _cpu(), time.perf_counter()
-    pipe = build(args, str(vis), str(ir), [video_sink(out, args)], fuser)
+    pipe = build(args, str(vis), str(ir), [video_sink(out, args)], fuser, kernel_threads=kernel_threads(args))
     pipe.on_frame = lambda n: stamps.append(time.perf_counter())
     report = pipe.run()
     res = _result(t0, c0, stamps, time.perf_counter(), _cpu())
@@ -120,11 +139,13 @@ def rtfuse_pipeline(vis: Path, ir: Path, out: Path, a: argparse.Namespace, threa
     return res
 
 
-def rtfuse_command(vis: Path, ir: Path, out: Path, a: argparse.Namespace, threads: int) -> dict[str, float]:
+def rtfuse_command(
+    vis: Path, ir: Path, out: Path, a: argparse.Namespace, threads: int, kthreads: int
+) -> dict[str, float]:
     """The whole `rtfuse fuse` command in a fresh process."""
     out.unlink(missing_ok=True)
     c0, t0 = _cpu(resource.RUSAGE_CHILDREN), time.perf_counter()
-    argv = [sys.executable, "-m", "rtfuse._entry", *_fuse_argv(vis, ir, out, a, threads)]
+    argv = [sys.executable, "-m", "rtfuse._entry", *_fuse_argv(vis, ir, out, a, threads, kthreads)]
     subprocess.run(argv, cwd=REPO, check=True, capture_output=True)
     wall, cpu = time.perf_counter() - t0, _cpu(resource.RUSAGE_CHILDREN) - c0
     with av.open(str(out)) as c:
@@ -132,11 +153,14 @@ def rtfuse_command(vis: Path, ir: Path, out: Path, a: argparse.Namespace, thread
     return {"frames": n, "wall": wall, "fps": n / wall, "cores": cpu / wall}
 
 
-def _fuse_argv(vis: Path, ir: Path, out: Path, a: argparse.Namespace, threads: int) -> list[str]:
+def _fuse_argv(
+    vis: Path, ir: Path, out: Path, a: argparse.Namespace, threads: int, kthreads: int
+) -> list[str]:
     return [
         "fuse",
         *("--vis", str(vis), "--ir", str(ir), "-o", str(out), "--backend", a.backend),
         *("--codec", a.codec, "--preset", a.preset, "--crf", str(a.crf), "--codec-threads", str(threads)),
+        *("--kernel-threads", str(kthreads)),
     ]
 
 
@@ -161,84 +185,100 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--loop", default="1", help="comma-separated repeat counts of the clip (1: the clip)")
     ap.add_argument("--threads", default="0", help="comma-separated codec thread counts (0: automatic)")
+    ap.add_argument(
+        "--kernel-threads", default="0", help="comma-separated `--kernel-threads` values (0: automatic)"
+    )
     ap.add_argument("--codec", default="h264")
     ap.add_argument("--preset", default="veryfast")
     ap.add_argument("--crf", type=int, default=20)
     ap.add_argument("--backend", default="lut")
     ap.add_argument("--no-command", action="store_true", help="skip the whole-command runs")
+    ap.add_argument("--baseline-to", type=Path, help=argparse.SUPPRESS)  # one decode + encode, then exit
     a = ap.parse_args()
     if not a.vis.is_file() or not a.ir.is_file():
         sys.exit(f"input videos not found: {a.vis}, {a.ir} (pass --vis/--ir)")
+    if a.baseline_to is not None:
+        decode_encode(a.vis, a.ir, a.baseline_to, a, int(a.threads))
+        return
     from rtfuse.fusion.registry import load_fuser
 
     fuser = load_fuser(a.backend)
     threads = [int(t) for t in a.threads.split(",")]
+    kthreads = [int(k) for k in a.kernel_threads.split(",")]
+    configs = [(t, k) for t in threads for k in kthreads]
     print(f"{a.codec} preset {a.preset} crf {a.crf}, backend {a.backend}, {a.runs} runs, medians", flush=True)
     print(
-        "| clip | frames | codec threads | path | fps (whole run) | start-up ms | steady fps | cores busy |"
+        "| clip | frames | codec threads | kernel threads | path | fps (whole run) | start-up ms | steady fps "
+        "| cores busy |"
     )
-    print("|---|---:|---:|---|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---|---:|---:|---:|---:|")
+    labels = {
+        "base": "decode both + encode alone",
+        "baseproc": "decode both + encode alone, fresh process",
+        "pipe": "rtfuse pipeline (in process)",
+        "cmd": "whole `rtfuse fuse` command",
+    }
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.mp4"
-        rtfuse_pipeline(a.vis, a.ir, out, a, 0, fuser)  # warm-up (Numba cache, page cache)
-        cmd_runs: dict[int, list[tuple[int, float]]] = {}  # codec threads -> (frames, median wall) per clip
+        rtfuse_pipeline(a.vis, a.ir, out, a, 0, 0, fuser)  # warm-up (Numba cache, page cache)
+        cmd_runs: dict[tuple[int, int], list[tuple[int, float]]] = {}  # config -> (frames, median wall)
         for loops in (int(k) for k in a.loop.split(",")):
             vis, ir = a.vis, a.ir
             if loops > 1:
                 vis = loop_clip(a.vis, Path(tmp) / f"x{loops}_{a.vis.name}", loops)
                 ir = loop_clip(a.ir, Path(tmp) / f"x{loops}_{a.ir.name}", loops)
-            res: dict[tuple[int, str], list[dict]] = {}
+            res: dict[tuple[int, int, str], list[dict]] = {}
             busy = []
-            for _ in range(a.runs):
+            for _ in range(a.runs):  # every path once per round, so slow phases of the machine hit all
                 for t in threads:
                     busy.append(_cpu_busy())
-                    res.setdefault((t, "base"), []).append(decode_encode(vis, ir, out, a, t))
-                    res.setdefault((t, "pipe"), []).append(rtfuse_pipeline(vis, ir, out, a, t, fuser))
+                    res.setdefault((t, 0, "base"), []).append(decode_encode(vis, ir, out, a, t))
                     if not a.no_command:
-                        res.setdefault((t, "cmd"), []).append(rtfuse_command(vis, ir, out, a, t))
+                        res.setdefault((t, 0, "baseproc"), []).append(
+                            decode_encode_process(vis, ir, out, a, t)
+                        )
+                    for k in kthreads:
+                        res.setdefault((t, k, "pipe"), []).append(
+                            rtfuse_pipeline(vis, ir, out, a, t, k, fuser)
+                        )
+                        if not a.no_command:
+                            res.setdefault((t, k, "cmd"), []).append(rtfuse_command(vis, ir, out, a, t, k))
             name = vis.name if loops == 1 else f"{a.vis.name} x{loops}"
-            for t in threads:
-                for path, label in (
-                    ("base", "decode both + encode alone"),
-                    ("pipe", "rtfuse pipeline (in process)"),
-                    ("cmd", "whole `rtfuse fuse` command"),
-                ):
-                    rows = res.get((t, path))
-                    if not rows:
-                        continue
-                    print(
-                        f"| {name} | {rows[0]['frames']} | {t or 'auto'} | {label} | {_med(rows, 'fps'):.0f} "
-                        f"| {_med(rows, 'startup ms'):.0f} | {_med(rows, 'steady fps'):.0f} "
-                        f"| {_med(rows, 'cores'):.2f} |",
-                        flush=True,
-                    )
-            for t in threads:
-                b, p = res[(t, "base")], res[(t, "pipe")]
-                c = res.get((t, "cmd"))
+            for (t, k, path), rows in res.items():
+                print(
+                    f"| {name} | {rows[0]['frames']} | {t or 'auto'} | "
+                    f"{(k or 'auto') if path in ('pipe', 'cmd') else '-'} | {labels[path]} "
+                    f"| {_med(rows, 'fps'):.0f} | {_med(rows, 'startup ms'):.0f} | {_med(rows, 'steady fps'):.0f} "
+                    f"| {_med(rows, 'cores'):.2f} |",
+                    flush=True,
+                )
+            for t, k in configs:
+                b, p = res[(t, 0, "base")], res[(t, k, "pipe")]
+                bp, c = res.get((t, 0, "baseproc")), res.get((t, k, "cmd"))
                 stages = ", ".join(
-                    f"{k[:-3]} {_med(p, k):.2f}" for k in p[0] if k.endswith(" ms") and k != "startup ms"
+                    f"{s[:-3]} {_med(p, s):.2f}" for s in p[0] if s.endswith(" ms") and s != "startup ms"
                 )
                 print(
-                    f"{name}, threads {t or 'auto'}: pipeline/base {_med(p, 'fps') / _med(b, 'fps'):.2f} "
+                    f"{name}, codec threads {t or 'auto'}, kernel threads {k or 'auto'}: "
+                    f"pipeline/base {_med(p, 'fps') / _med(b, 'fps'):.2f} "
                     f"(steady {_med(p, 'steady fps') / _med(b, 'steady fps'):.2f})"
                     + (f", command/base {_med(c, 'fps') / _med(b, 'fps'):.2f}" if c else "")
+                    + (f", command/base-process {_med(c, 'fps') / _med(bp, 'fps'):.2f}" if c and bp else "")
                     + f"; pipeline stage medians (ms): {stages}",
                     flush=True,
                 )
+                if c:
+                    cmd_runs.setdefault((t, k), []).append((c[0]["frames"], _med(c, "wall")))
             print(f"CPUs busy before the runs (other jobs): median {statistics.median(busy):.0%}", flush=True)
-            for t in threads:
-                if res.get((t, "cmd")):
-                    cmd_runs.setdefault(t, []).append(
-                        (res[(t, "cmd")][0]["frames"], _med(res[(t, "cmd")], "wall"))
-                    )
         # Two clip lengths separate the whole command's fixed start-up from its steady rate.
-        for t, runs in cmd_runs.items():
+        for (t, k), runs in cmd_runs.items():
             if len(runs) >= 2:
                 (n0, w0), (n1, w1) = runs[0], runs[-1]
                 rate = (n1 - n0) / (w1 - w0)
                 print(
-                    f"whole command, threads {t or 'auto'}: steady {rate:.0f} fps, fixed start-up and finish "
-                    f"{w0 - n0 / rate:.2f} s (from the {n0}- and {n1}-frame clips)",
+                    f"whole command, codec threads {t or 'auto'}, kernel threads {k or 'auto'}: steady "
+                    f"{rate:.0f} fps, fixed start-up and finish {w0 - n0 / rate:.2f} s "
+                    f"(from the {n0}- and {n1}-frame clips)",
                     flush=True,
                 )
 

@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +38,11 @@ NAMING_RULE = (
     "in every folder, NAME_vis.EXT with NAME_ir.EXT (any of _ - . as separator; tags "
     f"{', '.join(_SIDE_TAGS['vis'])} / {', '.join(_SIDE_TAGS['ir'])}), or vis/NAME.EXT with ir/NAME.EXT "
     "in two sibling folders; the output is OUT_DIR/<relative folder>/NAME<ext>"
+)
+PATTERN_HELP = (
+    "VIS,IR: where each side's file lies under INPUT, as two paths with {name} once in each, e.g. "
+    "'{name}_rgb.mp4,{name}_thermal.mp4' or 'cam0/{name}.*,cam1/{name}.*' ({name} may span folders; * "
+    "matches within one folder name); files with the same {name} pair, the output is OUT_DIR/{name}<ext>"
 )
 REPORT_FIELDS = (
     "vis",
@@ -93,8 +99,11 @@ def sidecar_path(out: Path) -> Path:
 # ---------------------------------------------------------------- finding the pairs
 
 
-def find_jobs(source: Path, out_dir: Path, ext: str = ".mp4") -> tuple[list[Job], list[str]]:
-    """The pairs in a folder (:data:`NAMING_RULE`) or a CSV/JSONL manifest: ``(jobs, notes)``.
+def find_jobs(
+    source: Path, out_dir: Path, ext: str = ".mp4", pattern: str | None = None
+) -> tuple[list[Job], list[str]]:
+    """The pairs in a folder (:data:`NAMING_RULE`, or ``pattern``: :data:`PATTERN_HELP`) or a
+    CSV/JSONL manifest: ``(jobs, notes)``.
 
     ``notes`` name every video file left unpaired. Outputs are checked: never an input, never two
     pairs on one output.
@@ -102,7 +111,11 @@ def find_jobs(source: Path, out_dir: Path, ext: str = ".mp4") -> tuple[list[Job]
     ext = ext if ext.startswith(".") else "." + ext
     if not source.exists():
         raise InputError(f"{source}: no such folder or manifest")
-    if source.is_dir():
+    if pattern is not None and not source.is_dir():
+        raise InputError(f"--pattern names files in a folder, but {source} is a manifest")
+    if pattern is not None:
+        jobs, notes = _scan_pattern(source, out_dir, ext, parse_pattern(pattern))
+    elif source.is_dir():
         jobs, notes = _scan_folder(source, out_dir, ext)
     elif source.suffix.lower() in MANIFEST_EXTS:
         jobs, notes = _read_manifest(source, out_dir, ext), []
@@ -156,6 +169,62 @@ def _scan_folder(root: Path, out_dir: Path, ext: str) -> tuple[list[Job], list[s
             jobs += [Job(v, i, out_dir / rel / (name + ext)) for name, (v, i) in pairs.items()]
             notes += [f"{sides['vis'][s]}: no IR video of that name; not fused" for s in vis_only]
             notes += [f"{sides['ir'][s]}: no visible video of that name; not fused" for s in ir_only]
+    return jobs, notes
+
+
+def parse_pattern(text: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """``'VIS,IR'`` (:data:`PATTERN_HELP`) as two regular expressions over relative POSIX paths, each
+    capturing the pair's ``name``."""
+    parts = [p.strip().strip("/") for p in text.split(",")]
+    if len(parts) != 2 or any(p.count("{name}") != 1 for p in parts):
+        raise InputError(
+            f"--pattern {text!r}: give VIS,IR with {{name}} once in each, e.g. {{name}}_rgb.mp4,{{name}}_ir.mp4"
+        )
+    if parts[0] == parts[1]:
+        raise InputError(f"--pattern {text!r}: the visible and the IR files need different names")
+
+    def compile_one(template: str) -> re.Pattern[str]:
+        def literal(t: str) -> str:
+            return re.escape(t).replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+
+        before, after = template.split("{name}")
+        return re.compile(f"{literal(before)}(?P<name>.+){literal(after)}")
+
+    return compile_one(parts[0]), compile_one(parts[1])
+
+
+def _scan_pattern(
+    root: Path, out_dir: Path, ext: str, pattern: tuple[re.Pattern[str], re.Pattern[str]]
+) -> tuple[list[Job], list[str]]:
+    sides: list[dict[str, list[Path]]] = [{}, {}]
+    out_res = out_dir.resolve()
+    for folder, subdirs, _ in os.walk(root):
+        here = Path(folder)
+        subdirs.sort()
+        if here.resolve() == out_res or out_res in here.resolve().parents:
+            subdirs.clear()  # never read the outputs of an earlier run as inputs
+            continue
+        for p in _videos(here):
+            rel = p.relative_to(root).as_posix()
+            for side, rx in zip(sides, pattern):
+                m = rx.fullmatch(rel)
+                if m:
+                    side.setdefault(m["name"], []).append(p)
+    jobs: list[Job] = []
+    notes: list[str] = []
+    for name in sorted(set(sides[0]) | set(sides[1])):
+        vis, ir = sides[0].get(name, []), sides[1].get(name, [])
+        if len(vis) > 1 or len(ir) > 1:
+            files = ", ".join(str(p) for p in vis + ir)
+            notes.append(f"{files}: more than one file for {name!r} on one side; not fused")
+        elif not ir:
+            notes.append(f"{vis[0]}: no IR video for {name!r}; not fused")
+        elif not vis:
+            notes.append(f"{ir[0]}: no visible video for {name!r}; not fused")
+        elif vis[0] == ir[0]:
+            notes.append(f"{vis[0]}: matches both sides of the pattern; not fused")
+        else:
+            jobs.append(Job(vis[0], ir[0], out_dir / (name + ext)))
     return jobs, notes
 
 
@@ -341,6 +410,11 @@ def run_job(job: Job, options: dict[str, Any], evaluate: bool = False) -> Row:
         row.fps = round(row.frames_out / row.seconds, 1) if row.seconds else 0.0
     if row.status == "ok" and evaluate:
         row.metrics = _metrics(job.out)
+        if getattr(args, "video_metrics", False):
+            try:
+                row.metrics.update(_video_metrics(job, args))
+            except RtfuseError as e:  # e.g. a one-frame clip: the output stands, the metric is missing
+                row.error = f"video metrics: {' '.join(str(e).split())}"
     if row.status == "ok":
         write_atomic(sidecar_path(job.out), json.dumps(asdict(row)).encode(), "batch sidecar")
     return row
@@ -374,6 +448,28 @@ def _metrics(path: Path) -> dict[str, float]:
             for name, fn in (("EN", entropy), ("SD", sd), ("SF", sf)):
                 vals[name].append(float(fn(gray)))
     return {k: round(float(np.mean(v)), 4) for k, v in vals.items() if v}
+
+
+def _video_metrics(job: Job, args: Any) -> dict[str, float]:
+    """Motion-compensated flicker (absolute and as a ratio to max(Y, IR)) and flowD of the output,
+    on the pairs read again as the fusion read them (docs/flicker.md)."""
+    from rtfuse.evaluate import evaluate_video
+    from rtfuse.runner import make_stage
+
+    tol = args.tolerance_ms / 1e3 if args.tolerance_ms is not None else None
+    rows = evaluate_video(
+        job.vis,
+        job.ir,
+        {"fused": make_stage(args, None, resize_ir=False)},
+        fused=job.out,
+        vis_fps=args.vis_fps,
+        ir_fps=args.ir_fps,
+        tolerance=tol,
+        ir_offset=args.ir_offset,
+        allow_truncated=args.allow_truncated,
+    )
+    r = rows["fused"]
+    return {k: round(float(r[k]), 4) for k in ("flicker", "flicker_ratio", "flowD")}
 
 
 # ---------------------------------------------------------------- the report

@@ -123,10 +123,10 @@ def _fuse_videos(args: argparse.Namespace) -> int:
         TimeRemainingColumn,
     )
 
-    from rtfuse.runner import build, run_and_report, video_sink
+    from rtfuse.runner import build, kernel_threads, run_and_report, video_sink
 
     sink = video_sink(Path(args.output), args, console)
-    pipe = build(args, args.vis, args.ir, [sink], _fuser(args))
+    pipe = build(args, args.vis, args.ir, [sink], _fuser(args), kernel_threads=kernel_threads(args))
     pipe.vis.open()  # fail early, before the progress bar, and learn the frame count
     pipe.ir.open()
     columns = (
@@ -167,17 +167,19 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
         import_ray()  # a missing Ray: one line before any work
     out_dir = Path(args.output)
-    jobs, unpaired = find_jobs(Path(args.input), out_dir, args.ext)
+    jobs, unpaired = find_jobs(Path(args.input), out_dir, args.ext, args.pattern)
     for line in unpaired:
         note(console, line)
     if not jobs:
-        raise RtfuseError(f"{args.input}: no pairs found; the naming rule: {_naming_rule()}")
+        rule = f"--pattern {args.pattern}" if args.pattern else f"the naming rule: {_naming_rule()}"
+        raise RtfuseError(f"{args.input}: no pairs found; {rule}")
     check_out_dir(out_dir)
     for report in ("batch_report.csv", "batch_report.json"):
         refuse_overwrite(out_dir / report, {"manifest": args.input})
     # The batch's own options, as `rtfuse fuse` would read them (sent to each task as plain values).
     keys = ("backend", "weights", "calib", "ir_agc", "clahe", "codec", "preset", "crf", "allow_truncated")
     keys += ("vis_fps", "ir_fps", "ir_offset", "tolerance_ms", "seed", "ir_clean", "codec_threads")
+    keys += ("video_metrics",)
     options = {k: getattr(args, k) for k in keys}
     _fuser(args)  # a missing checkpoint or an unreadable LUT: one line now, not one per pair
     workers = args.workers or available_cores()
@@ -210,7 +212,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
     console.print(f"{len(jobs)} pairs, {workers} worker(s) ({where})")
     with progress:
         rows, stopped = run_batch(
-            jobs, options, workers, args.retries, args.force, args.eval, progress=on_row, ray_address=args.ray
+            jobs,
+            options,
+            workers,
+            args.retries,
+            args.force,
+            args.eval or args.video_metrics,
+            progress=on_row,
+            ray_address=args.ray,
         )
     for row in rows:
         if row.status == "failed":  # the message names the file at fault, or else the pair is named
@@ -227,6 +236,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
         console.print(f"stopped by {interrupt.name()}; re-run the same command to finish", style="yellow")
         return interrupt.exit_code()
     return 1 if counts["failed"] or pending else 0
+
+
+def _pattern_help() -> str:
+    from rtfuse.batch import PATTERN_HELP
+
+    return PATTERN_HELP.replace("%", "%%")
 
 
 def _naming_rule() -> str:
@@ -861,6 +876,12 @@ def _add_fuse(sub) -> None:
         help="threads of each video decoder and of the encoder (default 0: FFmpeg and x264 choose, "
         "about one per core; 1: no codec threads)",
     )
+    p.add_argument(
+        "--kernel-threads",
+        type=integer(0),
+        help="videos: Numba threads of the fusion kernels (default 0: one per 4 cores, at least 1, "
+        "leaving the rest to the decoders and the encoder; docs/scaling.md)",
+    )
     p.set_defaults(func=cmd_fuse)
 
 
@@ -894,7 +915,18 @@ def _add_batch(sub) -> None:
         help="run the pairs as Ray tasks: on the cluster at ADDRESS (e.g. auto, or ray://head:10001), "
         "or without ADDRESS on a local Ray started with --workers CPUs (needs rtfuse[cluster])",
     )
+    p.add_argument(
+        "--pattern",
+        metavar="VIS,IR",
+        help="pair the files of the INPUT folder by this rule instead of the default one: " + _pattern_help(),
+    )
     p.add_argument("--eval", action="store_true", help="add EN, SD and SF of each output to the report")
+    p.add_argument(
+        "--video-metrics",
+        action="store_true",
+        help="--eval plus the motion-compensated flicker (and its ratio to max(Y, IR)) and flowD "
+        "of each output (docs/flicker.md; Farneback flow, about as slow again as the fusion)",
+    )
     _add_backend_args(p)
     add_source_args(p)
     add_stage_args(p)

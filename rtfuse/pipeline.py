@@ -63,7 +63,9 @@ class Pipeline:
     time with :class:`LivePairer`: a stalled IR is held for ``hold`` seconds, and a source that
     delivers nothing for ``reconnect_timeout`` seconds ends the run with a clear error. ``ir_offset``: seconds added to IR timestamps. ``stage``: the
     fusion stage (prepare, AGC, align, fuse), or a bare fuser given a stage of its own.
-    ``on_frame(n)``: called after each output frame (progress bars).
+    ``on_frame(n)``: called after each output frame (progress bars). ``kernel_threads``: Numba
+    threads of the fusion kernels in the worker thread (None: all of Numba's); a video written while
+    two decoders and an encoder share the cores wants few (:func:`rtfuse.runner.kernel_threads`).
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class Pipeline:
         on_frame: Callable[[int], None] | None = None,
         hold: float = 3.0,
         reconnect_timeout: float = 10.0,
+        kernel_threads: int | None = None,
     ) -> None:
         if max_frames is not None and max_frames < 1:
             raise RtfuseError(f"the frame limit must be at least 1, got {max_frames}", option="max_frames")
@@ -87,6 +90,7 @@ class Pipeline:
         self.tolerance, self.ir_offset, self.max_frames = tolerance, ir_offset, max_frames
         self.on_frame = on_frame
         self.hold, self.reconnect_timeout = hold, reconnect_timeout
+        self.kernel_threads = kernel_threads
         self.notes: list[str] = []  # said once before the run starts
         if vis.live != ir.live:
             # A file's clock starts at 0, a camera's is the monotonic clock: pairing them would compare
@@ -271,6 +275,12 @@ class Pipeline:
             yield v, i, status
 
     def _work(self, tolerance: float) -> None:
+        if self.kernel_threads is not None:
+            import numba
+
+            # Thread-local: only this worker's kernels are limited. Idle OpenMP workers spin, and on cores
+            # the codecs need that costs more than the parallel kernel gains (docs/scaling.md).
+            numba.set_num_threads(max(1, min(self.kernel_threads, numba.config.NUMBA_NUM_THREADS)))
         clock = _ThreadClock()
         st_pair, st_align, st_fuse = (self.stats.stage(n) for n in ("pair", "align", "fuse"))
         pairs = (self._pairs_live if self.live else self._pairs_files)(clock, tolerance)

@@ -37,6 +37,10 @@ CAMERA_DEFAULTS = {
 # `run`): 0 lets FFmpeg and x264 choose. `rtfuse batch` sizes them per worker (batch.codec_threads_for).
 CODEC_THREADS = 0
 
+# Share of the cores for the fusion kernels' Numba threads when a pipeline writes a video (`--kernel-threads
+# 0`): the two decoders and the encoder run at the same time and need the rest (docs/scaling.md).
+KERNEL_CORE_SHARE = 4  # one kernel thread per this many cores, at least one
+
 # Source defaults, for commands without the source options (demo): the same values as the options'.
 SOURCE_DEFAULTS = {
     "vis_fps": None,
@@ -178,6 +182,15 @@ def codec_threads(args: argparse.Namespace) -> int:
     return CODEC_THREADS if n is None else n
 
 
+def kernel_threads(args: argparse.Namespace) -> int:
+    """Numba threads of the fusion kernels for a video output: ``--kernel-threads``, or with 0 or
+    none given one per :data:`KERNEL_CORE_SHARE` cores of this process, at least 1."""
+    from rtfuse.batch import available_cores
+
+    n = getattr(args, "kernel_threads", None) or 0
+    return n if n > 0 else max(1, available_cores() // KERNEL_CORE_SHARE)
+
+
 def video_sink(path: Path, args: argparse.Namespace, console: Console | None = None) -> Sink:
     """The video file sink; its checks run now, before any work. With ``console``, its notes so far
     (a stale partial file removed) are printed now; later ones come with its close summary."""
@@ -200,6 +213,7 @@ def build(
     size: tuple[int, int] = (640, 480),
     realtime: bool = False,
     on_frame=None,
+    kernel_threads: int | None = None,
 ) -> Pipeline:
     cam = {k: getattr(args, k, v) for k, v in CAMERA_DEFAULTS.items()}
     src = {k: getattr(args, k, v) for k, v in SOURCE_DEFAULTS.items()}
@@ -231,6 +245,7 @@ def build(
         on_frame=on_frame,
         hold=cam["ir_hold"],
         reconnect_timeout=cam["reconnect_timeout"],
+        kernel_threads=kernel_threads,
     )
 
 

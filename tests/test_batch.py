@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -330,3 +331,66 @@ def test_ray_missing_is_one_line_before_any_work(archive, tmp_path):
     text = r.stdout + r.stderr
     assert "rc 1" in text and "pip install 'rtfuse[cluster]'" in text and "Traceback" not in text, text
     assert not (tmp_path / "o").exists()
+
+
+def _moving(seed: int, n: int) -> list[np.ndarray]:
+    """A textured scene sliding right by 2 px a frame: motion the flicker metric must compensate."""
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur(rng.integers(0, 256, (48, 96, 3), dtype=np.uint8), (5, 5), 0)
+    return [np.ascontiguousarray(np.roll(base, 2 * k, axis=1)[:, :64]) for k in range(n)]
+
+
+def test_pattern_pairs_by_a_user_rule_and_video_metrics_are_reported(tmp_path):
+    from rtfuse.evaluate import evaluate_video
+    from rtfuse.stage import FusionStage
+
+    root = tmp_path / "archive"
+    for rel, n in (("a", 10), ("sub/b", 9)):
+        for cam, seed in (("cam0", 1), ("cam1", 2)):
+            (root / cam / rel).parent.mkdir(parents=True, exist_ok=True)
+            write_video(root / cam / f"{rel}.mkv", _moving(seed, n), 30)
+    write_video(root / "cam0" / "c.mkv", _moving(3, 8), 30)  # no IR twin
+    (root / "other").mkdir()
+    write_video(root / "other" / "a.mkv", _moving(4, 8), 30)  # matches neither side
+    out = tmp_path / "out"
+    code, text = run_cli(
+        "batch",
+        root,
+        "-o",
+        out,
+        "--workers",
+        "1",
+        "--pattern",
+        "cam0/{name}.*,cam1/{name}.*",
+        "--video-metrics",
+    )
+    assert code == 0, text
+    assert "c.mkv: no IR video for 'c'" in " ".join(text.split())
+    assert _outputs(out) == ["a.mp4", "sub/b.mp4"]
+    rows = _report(out)
+    for k, n in (("a.mp4", 10), ("sub/b.mp4", 9)):
+        assert int(rows[k]["frames_out"]) == n
+        assert float(rows[k]["EN"]) > 0  # --video-metrics implies --eval
+        # the report's numbers are the metric's, on the output read back with its pairs
+        stem = k[:-4]
+        want = evaluate_video(
+            root / "cam0" / f"{stem}.mkv",
+            root / "cam1" / f"{stem}.mkv",
+            {"f": FusionStage(None)},
+            fused=out / k,
+        )["f"]
+        for m in ("flicker", "flicker_ratio", "flowD"):
+            assert float(rows[k][m]) == pytest.approx(want[m], abs=1e-3)
+            assert 0 < float(rows[k][m]) < 1e3
+
+    code, text = run_cli("batch", root, "-o", tmp_path / "o2", "--pattern", "{name}_rgb.mp4,{name}_ir.mp4")
+    assert code == 1 and "no pairs found; --pattern {name}_rgb.mp4,{name}_ir.mp4" in text
+
+
+@pytest.mark.parametrize("bad", ["{name}.mp4", "a.mp4,b.mp4", "{name}.mp4,{name}.mp4", "{name}{name},{name}"])
+def test_a_bad_pattern_is_one_line(tmp_path, bad):
+    (tmp_path / "in").mkdir()
+    code, text = run_cli("batch", tmp_path / "in", "-o", tmp_path / "out", "--pattern", bad)
+    assert (
+        code == 1 and "--pattern" in text and "Traceback" not in text and len(text.strip().splitlines()) == 1
+    )

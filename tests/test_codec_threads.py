@@ -14,7 +14,7 @@ import pytest
 from conftest import run_cli, write_video
 from rtfuse.batch import codec_threads_for, worker_options
 from rtfuse.errors import RtfuseError
-from rtfuse.runner import CODEC_THREADS, build, codec_threads, video_sink
+from rtfuse.runner import CODEC_THREADS, build, codec_threads, kernel_threads, video_sink
 from rtfuse.sinks.base import Fused
 from rtfuse.sinks.video import VideoSink
 from rtfuse.sources.video import VideoFileSource
@@ -159,3 +159,44 @@ def test_cli_codec_threads(tmp_path):
     code, text = run_cli("batch", archive, "-o", tmp_path / "fused", "--workers", "1", "--codec-threads", "1")
     assert code == 0, text
     assert len(_decoded(tmp_path / "fused" / "a.mp4")) == N
+
+
+@pytest.mark.parametrize(("given", "cores", "expected"), [(None, 2, 1), (0, 2, 1), (0, 16, 4), (3, 2, 3)])
+def test_kernel_threads_for_a_video_output(monkeypatch, given, cores, expected):
+    monkeypatch.setattr("rtfuse.batch.available_cores", lambda: cores)
+    assert kernel_threads(argparse.Namespace(kernel_threads=given)) == expected
+    if given is None:
+        assert kernel_threads(argparse.Namespace()) == expected  # commands without the option
+
+
+def test_kernel_threads_limit_only_the_fusion_worker(tmp_path):
+    import numba
+
+    vis = write_video(tmp_path / "v.mkv", _frames(), 30)
+    ir = write_video(tmp_path / "i.mkv", _frames(seed=1), 30)
+    args = argparse.Namespace(
+        codec="ffv1", preset="veryfast", crf=20, calib=None, ir_agc="percentile", clahe=False
+    )
+    seen: list[int] = []
+
+    def fuser(v: np.ndarray, i: np.ndarray) -> np.ndarray:
+        seen.append(numba.get_num_threads())
+        return v
+
+    before = numba.get_num_threads()
+    for k, want in ((1, 1), (None, numba.config.NUMBA_NUM_THREADS), (10_000, numba.config.NUMBA_NUM_THREADS)):
+        seen.clear()
+        sink = video_sink(tmp_path / f"out{k}.mkv", args)
+        build(args, str(vis), str(ir), [sink], fuser, kernel_threads=k).run()
+        assert seen == [want] * N
+    assert numba.get_num_threads() == before  # the caller's thread keeps its setting
+
+
+def test_cli_kernel_threads(tmp_path):
+    vis = write_video(tmp_path / "v.mkv", _frames(), 30)
+    ir = write_video(tmp_path / "i.mkv", _frames(seed=1), 30)
+    code, text = run_cli("fuse", "--vis", vis, "--ir", ir, "-o", tmp_path / "f.mp4", "--kernel-threads", "2")
+    assert code == 0, text
+    assert len(_decoded(tmp_path / "f.mp4")) == N
+    code, text = run_cli("fuse", "--vis", vis, "--ir", ir, "-o", tmp_path / "g.mp4", "--kernel-threads", "-1")
+    assert code == 2 and "--kernel-threads" in text
