@@ -498,6 +498,9 @@ def check_out_dir(out_dir: Path) -> None:
 # ---------------------------------------------------------------- the local executor
 
 
+WINDOW_PER_WORKER = 2  # pairs submitted ahead per worker (or per Ray CPU): each worker always has its next
+
+
 def run_batch(
     jobs: list[Job],
     options: dict[str, Any],
@@ -549,30 +552,47 @@ def run_batch(
 
 
 def _one_pool(jobs, rows, todo, options, workers, retries, evaluate, progress, stop):
-    """Run ``todo`` on one process pool; returns the pairs to resubmit after the pool broke."""
+    """Run ``todo`` on one process pool; returns the pairs to resubmit after the pool broke.
+
+    At most :data:`WINDOW_PER_WORKER` pairs per worker are submitted at a time, so an archive of
+    100,000 pairs holds a few futures, not 100,000, and a broken pool has only those to sort out.
+    """
     import multiprocessing
     from collections import deque
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     again: deque[int] = deque()
+    waiting = deque(todo)
     pool = ProcessPoolExecutor(
         max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker
     )
-    futures = {pool.submit(run_job, jobs[k], options, evaluate): k for k in todo}
+    futures: dict[Any, int] = {}
+    live: set[Any] = set()
     started: set[int] = set()  # pairs seen running: those a dead worker may have held
-    live = set(futures)
+    broken = False
     try:
-        while live and not stop.is_set():
+        while (live or (waiting and not broken)) and not stop.is_set():
+            while waiting and not broken and len(live) < WINDOW_PER_WORKER * workers:
+                k = waiting.popleft()
+                try:
+                    f = pool.submit(run_job, jobs[k], options, evaluate)
+                except BrokenProcessPool:  # a worker died since the last wait: the rest go to a new pool
+                    waiting.appendleft(k)
+                    broken = True
+                    break
+                futures[f] = k
+                live.add(f)
             done, live = wait(live, timeout=0.2, return_when=FIRST_COMPLETED)
             started |= {futures[f] for f in live if f.running()}
             for f in done:
-                k = futures[f]
+                k = futures.pop(f)
                 try:
                     row = f.result()
                     row.attempts = rows[k].attempts + 1
                     rows[k] = row
                 except BrokenProcessPool:
+                    broken = True
                     if k in started or not started:
                         rows[k].attempts += 1
                     if rows[k].attempts > retries:
@@ -590,6 +610,7 @@ def _one_pool(jobs, rows, todo, options, workers, retries, evaluate, progress, s
         if stop.is_set():
             for f in live:
                 _discard_stale_part(jobs[futures[f]].out)
+    again.extend(waiting)  # never submitted: not an attempt
     return again
 
 
@@ -618,6 +639,8 @@ def import_ray() -> Any:
 
 def _on_ray(jobs, rows, todo, options, workers, retries, evaluate, progress, stop, address) -> None:
     """Submit every pair as a Ray task, collect rows as they finish; paths travel, never frames."""
+    from collections import deque
+
     ray = import_ray()
     env = {"NUMBA_NUM_THREADS": "1"}
     if address == "local":
@@ -642,8 +665,15 @@ def _on_ray(jobs, rows, todo, options, workers, retries, evaluate, progress, sto
     try:
         # max_retries counts system failures only (a dead worker or node); errors are not retried.
         task = ray.remote(num_cpus=1, max_retries=retries)(_ray_task)
-        refs = {task.remote(jobs[k], options, evaluate): k for k in todo}
-        while refs and not stop.is_set():
+        # A window of tasks in flight, refilled as they finish: the scheduler and the object store hold a
+        # few per CPU of the cluster, not the whole archive.
+        window = WINDOW_PER_WORKER * max(int(ray.cluster_resources().get("CPU", workers)), 1)
+        waiting = deque(todo)
+        refs: dict[Any, int] = {}
+        while (refs or waiting) and not stop.is_set():
+            while waiting and len(refs) < window:
+                k = waiting.popleft()
+                refs[task.remote(jobs[k], options, evaluate)] = k
             ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.2)
             for ref in ready:
                 k = refs.pop(ref)
