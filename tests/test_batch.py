@@ -322,6 +322,52 @@ def test_a_ray_worker_killed_with_sigkill_is_retried(archive, tmp_path):
     _check_complete(out, expected)
 
 
+@pytest.mark.slow
+def test_a_two_node_ray_cluster_that_loses_a_node_completes_the_archive(archive, tmp_path):
+    """`--ray ADDRESS` on a real two-node cluster (a head and a worker node, one CPU each, on this
+    machine): the worker node is killed while it runs pairs; Ray resubmits its tasks to the head and
+    the archive completes, with each output once."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'rtfuse[cluster]')")
+    from ray.cluster_utils import Cluster
+
+    root, expected = archive
+    out = tmp_path / "out"
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        node = cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        cmd = [
+            sys.executable,
+            "-m",
+            "rtfuse._entry",
+            "batch",
+            str(root),
+            "-o",
+            str(out),
+            "--ray",
+            cluster.address,
+        ]
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        t0 = time.monotonic()
+        while proc.poll() is None and time.monotonic() - t0 < 180 and len(list(out.rglob("*.mp4"))) < 3:
+            time.sleep(0.05)
+        lost = proc.poll() is None
+        if lost:
+            cluster.remove_node(node, allow_graceful=False)
+        text = proc.communicate(timeout=300)[0]
+    finally:
+        cluster.shutdown()
+    assert lost, "the batch ended before the node could be killed: " + text
+    assert "Traceback" not in text, text
+    assert proc.returncode == 1, text  # the three bad pairs
+    rows = _check_complete(out, expected)
+    assert {k for k, r in rows.items() if r["status"] == "failed"} == {
+        "bad/noise.mp4",
+        "bad/empty.mp4",
+        "bad/cut.mp4",
+    }
+
+
 def test_ray_missing_is_one_line_before_any_work(archive, tmp_path):
     code = (
         "import sys; sys.modules['ray'] = None; from rtfuse.cli import main; "
