@@ -103,16 +103,27 @@ def add_stage_args(p: argparse.ArgumentParser) -> None:
         help="destripe and denoise the IR after AGC, before alignment (thermal cores with column/row "
         "stripe noise); the stripe estimate improves over a stream's frames",
     )
+    g.add_argument(
+        "--no-temporal",
+        action="store_true",
+        help="videos and cameras: fuse every frame on its own, without steadying the fused luma over "
+        "time (by default small frame-to-frame changes, i.e. noise, are averaged; docs/flicker.md)",
+    )
 
 
 def make_stage(args: argparse.Namespace, fuser, resize_ir: bool = True) -> FusionStage:
-    """The fusion stage the options describe: ``--calib``, ``--ir-agc``, ``--clahe``, ``--ir-clean``."""
+    """The fusion stage the options describe: ``--calib``, ``--ir-agc``, ``--clahe``, ``--ir-clean``,
+    ``--no-temporal`` (the temporal filter is on unless that is given; stills reset it)."""
     calib = load_calibration(args.calib) if args.calib else None
-    ir_clean = None
+    ir_clean = temporal = None
     if getattr(args, "ir_clean", False):
         from rtfuse.irclean import IrCleaner
 
         ir_clean = IrCleaner()
+    if fuser is not None and not getattr(args, "no_temporal", False):
+        from rtfuse.temporal import TemporalFilter
+
+        temporal = TemporalFilter()
     return FusionStage(
         fuser,
         calib=calib,
@@ -120,6 +131,7 @@ def make_stage(args: argparse.Namespace, fuser, resize_ir: bool = True) -> Fusio
         calib_name=str(args.calib or "calibration"),
         resize_ir=resize_ir,
         ir_clean=ir_clean,
+        temporal=temporal,
     )
 
 

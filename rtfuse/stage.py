@@ -24,6 +24,7 @@ from rtfuse.prepare import to_ir_gray, to_vis_bgr
 
 if TYPE_CHECKING:  # imported by whoever makes one: numba loads only when the clean-up is used
     from rtfuse.irclean import IrCleaner
+    from rtfuse.temporal import TemporalFilter
 
 
 class FusionStage:
@@ -39,6 +40,8 @@ class FusionStage:
     of another size is resized to the visible size when ``resize_ir``, else refused with a
     message that says so. ``ir_clean`` (:class:`rtfuse.irclean.IrCleaner`) destripes and denoises
     the IR after AGC and before alignment, where its stripes are still sensor columns and rows.
+    ``temporal`` (:class:`rtfuse.temporal.TemporalFilter`) steadies the fused luma over a stream's
+    frames; :meth:`reset` restarts it, so stills fuse exactly as without it.
     """
 
     def __init__(
@@ -49,10 +52,12 @@ class FusionStage:
         calib_name: str = "calibration",
         resize_ir: bool = True,
         ir_clean: IrCleaner | None = None,
+        temporal: TemporalFilter | None = None,
     ) -> None:
         self.fuser, self.calib, self.calib_name, self.resize_ir = fuser, calib, calib_name, resize_ir
         self.agc = agc or Agc()
         self.ir_clean = ir_clean
+        self.temporal = temporal
         self._aligner: Aligner | None = None
         self._ir_cache: tuple[Hashable, np.ndarray] | None = None
 
@@ -92,7 +97,8 @@ class FusionStage:
 
     def fuse(self, vis: np.ndarray, ir: np.ndarray | None) -> np.ndarray:
         """The fused frame of a prepared pair; the visible image alone when the IR is lost."""
-        return self.fuser(vis, ir) if ir is not None else vis.copy()
+        fused = self.fuser(vis, ir) if ir is not None else vis.copy()
+        return self.temporal(np.ascontiguousarray(fused)) if self.temporal is not None else fused
 
     def __call__(
         self, vis: np.ndarray, ir: np.ndarray | None, ir_key: Hashable | None = None
@@ -102,10 +108,13 @@ class FusionStage:
         return fused, vis, aligned if aligned is not None else np.zeros(vis.shape[:2], np.uint8)
 
     def reset(self) -> None:
-        """Forget the stream's state (AGC limits, IR clean-up, cached IR): the next pair starts anew."""
+        """Forget the stream's state (AGC limits, IR clean-up, temporal filter, cached IR): the next
+        pair starts anew."""
         self.agc.reset()
         if self.ir_clean is not None:
             self.ir_clean.reset()
+        if self.temporal is not None:
+            self.temporal.reset()
         self._ir_cache = None
 
 
