@@ -8,9 +8,16 @@ Conventions shared by every kernel here (and mirrored by :mod:`rtfuse.fusion.twi
   ``COLOR_BGR2GRAY``; within one level of ``round(.114 B + .587 G + .299 R)``).
 - Colour: the fused luma ``Y'`` replaces ``Y`` while the visible Cb/Cr are kept (:mod:`rtfuse.color`):
   ``out_c = clip(vis_c + round(Y') - Y)``; no chroma planes are ever materialised.
-- Tables arrive *baked* (:mod:`rtfuse.fusion.bake`): the (Y, IR) axes are expanded to all 256x256
-  integer inputs, in ``uint16`` Q8.8 (value * 256). Since Y and IR are integers, this is exact
-  bilinear interpolation; only the context (and gradient) axes are interpolated per pixel.
+- Tables arrive *baked* (:mod:`rtfuse.fusion.bake`): the Y axis is expanded to all 256 integer
+  inputs (exact, Y being an integer), in ``uint16`` Q8.8 (value * 256); IR stays at its native
+  nodes. Per pixel the IR, context (and gradient/detail) axes are interpolated: 4 values (3-D) or
+  8 (4-D) from a table of 68-612 KB that stays in a core's L2 cache whatever the content (a
+  256x256 (Y, IR) bake was 8-9 MB for 4-D and made noisy frames up to 3x slower). The context
+  axis is innermost, so the two context neighbours come in one 32-bit load
+  (:func:`rtfuse.fusion.bake.pair_view`).
+- Each row runs in phases: a vectorised pass computes cell indices and weights; a scalar pass
+  only reads the table, with unsigned offsets (no negative-index wrap-around code); a vectorised
+  pass interpolates; another writes ``clip(BGR + dY)``.
 - The context map (Hc, Wc) float32 in [0, 1] is sampled bilinearly with PyTorch's
   ``interpolate(mode="bilinear", align_corners=False)`` coordinate rule.
 """
@@ -182,56 +189,92 @@ def _context_row(ctx, cy0, cy1, cwy, cx0, cx1, cwx, y, scale, crow, pos):
 
 
 @njit(inline="always")
-def _apply_delta(vrow, dd, orow):
+def _ir_node(v, ir_scale, ir_off, imax, nmax):
+    """Lower IR node (int32) and weight (float32) of IR value ``v`` on the table's native IR grid."""
+    pi = min(max(np.float32(v) * ir_scale + ir_off, np.float32(0.0)), imax)
+    i0 = min(np.int32(pi), nmax)
+    return i0, pi - np.float32(i0)
+
+
+@njit(inline="always")
+def _node(p, nmax):
+    """Lower node (int32) and weight (float32) of a grid position ``p`` already clipped to [0, N - 1]."""
+    k = min(np.int32(p), nmax)
+    return k, p - np.float32(k)
+
+
+@njit(inline="always")
+def _lerp_packed(q, wk):
+    """Interpolate between the two context neighbours packed in ``q`` (low, high 16 bits), in float32."""
+    f0 = np.float32(q & 0xFFFF)
+    return f0 + (np.float32(q >> 16) - f0) * wk
+
+
+@njit(inline="always")
+def _apply_luma(vrow, dy, orow):
     """BGR out = clip(BGR in + dY): the visible chroma is kept, only luma changes."""
-    for i in range(orow.shape[0]):
-        orow[i] = min(max(np.int32(vrow[i]) + dd[i], 0), 255)
+    for x in range(dy.shape[0]):
+        d = dy[x]
+        orow[3 * x] = min(max(np.int32(vrow[3 * x]) + d, 0), 255)
+        orow[3 * x + 1] = min(max(np.int32(vrow[3 * x + 1]) + d, 0), 255)
+        orow[3 * x + 2] = min(max(np.int32(vrow[3 * x + 2]) + d, 0), 255)
 
 
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
-def fuse_lut3d(vis, ir, ctx, table, out):
+def fuse_lut3d(vis, ir, ctx, table, pairs, ir_scale, ir_lo, out):
     """Fuse with a baked 3-D LUT over (visible Y, IR, context).
 
-    ``table``: uint16 (256, 256, Nc), Q8.8 fused luma for every integer (Y, IR) at each context
-    node. Per row, in bands of rows per thread: sample the context, compute luma, read the two
-    bracketing context nodes per pixel and interpolate, then add dY to B, G and R. The row
-    phases are split so that the luma and output loops vectorise; only the table read is scalar.
+    ``table``: uint16 (256, Ni, Nc), Q8.8 fused luma for every integer Y at each native IR node
+    and context node (:func:`rtfuse.fusion.bake.bake`); ``pairs`` its
+    :func:`rtfuse.fusion.bake.pair_view`, which reads two context neighbours in one load. The IR
+    value maps to its grid by the fixed ``(ir - ir_lo) * ir_scale``, ``ir_scale`` = (Ni - 1) /
+    (hi - lo), clipped. Per row, in bands of rows per thread: sample the context; a vectorised
+    pass computes luma, cell index and weights; a scalar pass only reads the 2 pairs (2 IR nodes
+    x 2 context nodes); a vectorised pass interpolates; a last one adds dY to B, G and R.
     """
     h, w = ir.shape
     hc, wc = ctx.shape
+    ni = table.shape[1]
     nc = table.shape[2]
-    flat = table.reshape(-1)
-    kmax = nc - 2
     cx0, cx1, cwx = axis_coords(w, wc)
     cy0, cy1, cwy = axis_coords(h, hc)
     vis2 = vis.reshape(h, 3 * w)
     out2 = out.reshape(h, 3 * w)
+    isc = np.float32(ir_scale)
+    ioff = np.float32(-ir_lo * ir_scale)
+    imax = np.float32(ni - 1)
+    s_ir = np.uint64(nc)  # unsigned offsets: Numba then emits no negative-index wrap-around code
     inv = np.float32(1.0 / 256.0)
     nbands = (h + _BAND - 1) // _BAND
     for band in prange(nbands):
         crow = np.empty(wc, np.float32)
         pos = np.empty(w, np.float32)
         lum = np.empty(w, np.int32)
-        dd = np.empty(3 * w, np.int32)
+        cell = np.empty(w, np.int32)
+        wkb = np.empty(w, np.float32)
+        wib = np.empty(w, np.float32)
+        dy = np.empty(w, np.int32)
+        got = np.empty((2, w), np.uint32)
+        q0, q1 = got[0], got[1]
         for y in range(band * _BAND, min(h, (band + 1) * _BAND)):
             vrow = vis2[y]
             irow = ir[y]
             _context_row(ctx, cy0, cy1, cwy, cx0, cx1, cwx, y, np.float32(nc - 1), crow, pos)
             for x in range(w):
-                lum[x] = _luma(vrow[3 * x], vrow[3 * x + 1], vrow[3 * x + 2])
+                lx = _luma(vrow[3 * x], vrow[3 * x + 1], vrow[3 * x + 2])
+                lum[x] = lx
+                k, wkb[x] = _node(pos[x], np.int32(nc - 2))
+                i0, wib[x] = _ir_node(irow[x], isc, ioff, imax, np.int32(ni - 2))
+                cell[x] = (lx * np.int32(ni) + i0) * np.int32(nc) + k
             for x in range(w):
-                p = pos[x]
-                k = min(int(p), kmax)
-                wk = p - np.float32(k)
-                lx = lum[x]
-                base = (lx * 256 + np.int32(irow[x])) * nc + k
-                t0 = np.float32(flat[base])
-                v = (t0 + (np.float32(flat[base + 1]) - t0) * wk) * inv
-                d = np.int32(v + np.float32(0.5)) - lx
-                dd[3 * x] = d
-                dd[3 * x + 1] = d
-                dd[3 * x + 2] = d
-            _apply_delta(vrow, dd, out2[y])
+                base = np.uint64(cell[x])
+                q0[x] = pairs[base]
+                q1[x] = pairs[base + s_ir]
+            for x in range(w):
+                a = _lerp_packed(q0[x], wkb[x])
+                v = (a + (_lerp_packed(q1[x], wkb[x]) - a) * wib[x]) * inv
+                dy[x] = np.int32(v + np.float32(0.5)) - lum[x]
+            _apply_luma(vrow, dy, out2[y])
 
 
 @njit(inline="always")
@@ -255,32 +298,39 @@ def _max_row(lum, irow, dst):
 
 
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
-def fuse_lut4d(vis, ir, ctx, table, axis_scale, axis_lo, detail, out):
+def fuse_lut4d(vis, ir, ctx, table, pairs, ir_scale, ir_lo, axis_scale, axis_lo, detail, out):
     """Fuse with a baked 4-D LUT over (visible Y, a per-pixel axis, context, IR).
 
-    ``table``: uint16 (256, 256, Ng, Nc), Q8.8, indexed [Y, IR, second-axis node, context node].
+    ``table``: uint16 (256, Ni, Ng, Nc), Q8.8, indexed [Y, IR node, second-axis node, context node]
+    (:func:`rtfuse.fusion.bake.bake`), ``pairs`` its pair view; IR maps to its native grid as in
+    :func:`fuse_lut3d`.
     The second axis is, with ``detail`` False, the L1 Sobel magnitude of Y divided by 8 (range
     0..255, replicate border; LUT-Fuse's gradient axis) or, with ``detail`` True, the signed detail
     of the per-pixel max M = max(Y, IR): M minus the mean of its 4 neighbours (replicate border),
     which lets a table sharpen at the pixel scale. Either maps to the grid by the *fixed*
     ``(v - axis_lo) * axis_scale``, ``axis_scale`` = (Ng - 1) / (hi - lo), clipped. A fixed scale
     keeps a pixel in the same cell from frame to frame (no flicker), unlike per-frame min-max
-    normalisation. Each band of rows keeps rolling 3-row luma (and max) buffers.
+    normalisation. Each band of rows keeps rolling 3-row luma (and max) buffers. A pixel reads
+    8 corners (2 IR x 2 second-axis x 2 context nodes) as 4 packed pairs, in the row phases of
+    :func:`fuse_lut3d`.
     """
     h, w = ir.shape
     hc, wc = ctx.shape
+    ni = table.shape[1]
     ng = table.shape[2]
     nc = table.shape[3]
-    flat = table.reshape(-1)
     gmax = np.float32(ng - 1)
-    kmax = nc - 2
-    jmax = ng - 2
     gs = np.float32(axis_scale / (4.0 if detail else 8.0))  # detail: 4 M - sum of 4; grad: |Gx|+|Gy|
     g0 = np.float32(-axis_lo * axis_scale)
+    isc = np.float32(ir_scale)
+    ioff = np.float32(-ir_lo * ir_scale)
+    imax = np.float32(ni - 1)
     cx0, cx1, cwx = axis_coords(w, wc)
     cy0, cy1, cwy = axis_coords(h, hc)
     vis2 = vis.reshape(h, 3 * w)
     out2 = out.reshape(h, 3 * w)
+    s_g = np.uint64(nc)  # unsigned offsets: Numba then emits no negative-index wrap-around code
+    s_ir = np.uint64(ng * nc)
     inv = np.float32(1.0 / 256.0)
     nbands = (h + _BAND - 1) // _BAND
     for band in prange(nbands):
@@ -290,7 +340,12 @@ def fuse_lut4d(vis, ir, ctx, table, axis_scale, axis_lo, detail, out):
         crow = np.empty(wc, np.float32)
         pos = np.empty(w, np.float32)
         gpos = np.empty(w, np.float32)
-        dd = np.empty(3 * w, np.int32)
+        cell = np.empty(w, np.int32)
+        wkb = np.empty(w, np.float32)
+        wib = np.empty(w, np.float32)
+        dy = np.empty(w, np.int32)
+        got = np.empty((4, w), np.uint32)
+        q0, q1, q2, q3 = got[0], got[1], got[2], got[3]
         _luma_row(vis2[max(ya - 1, 0)], buf[(ya + 2) % 3])
         _luma_row(vis2[ya], buf[ya % 3])
         if detail:
@@ -302,39 +357,42 @@ def fuse_lut4d(vis, ir, ctx, table, axis_scale, axis_lo, detail, out):
             mid = buf[y % 3]
             irow = ir[y]
             _context_row(ctx, cy0, cy1, cwy, cx0, cx1, cwx, y, np.float32(nc - 1), crow, pos)
+            # int32 casts keep the neighbourhood sums 32-bit, so these loops vectorise 16 wide.
             if detail:
                 _max_row(buf[(y + 1) % 3], ir[yn], mbuf[(y + 1) % 3])
                 mu = mbuf[(y + 2) % 3]
                 mm = mbuf[y % 3]
                 md = mbuf[(y + 1) % 3]
                 for x in range(w):
-                    d = 4 * mm[x + 1] - (mu[x + 1] + md[x + 1] + mm[x] + mm[x + 2])
+                    d = np.int32(4 * mm[x + 1] - (mu[x + 1] + md[x + 1] + mm[x] + mm[x + 2]))
                     gpos[x] = min(max(np.float32(d) * gs + g0, np.float32(0.0)), gmax)
             else:
                 up = buf[(y + 2) % 3]
                 dn = buf[(y + 1) % 3]
                 for x in range(w):
-                    gx = (up[x + 2] + 2 * mid[x + 2] + dn[x + 2]) - (up[x] + 2 * mid[x] + dn[x])
-                    gy = (dn[x] + 2 * dn[x + 1] + dn[x + 2]) - (up[x] + 2 * up[x + 1] + up[x + 2])
+                    gx = np.int32((up[x + 2] + 2 * mid[x + 2] + dn[x + 2]) - (up[x] + 2 * mid[x] + dn[x]))
+                    gy = np.int32((dn[x] + 2 * dn[x + 1] + dn[x + 2]) - (up[x] + 2 * up[x + 1] + up[x + 2]))
                     gpos[x] = min(np.float32(abs(gx) + abs(gy)) * gs, gmax)
             for x in range(w):
-                gp = gpos[x]
-                j = min(int(gp), jmax)
-                wj = gp - np.float32(j)
-                p = pos[x]
-                k = min(int(p), kmax)
-                wk = p - np.float32(k)
-                lx = mid[x + 1]
-                base = ((lx * 256 + np.int32(irow[x])) * ng + j) * nc + k
-                t00 = np.float32(flat[base])
-                t01 = np.float32(flat[base + 1])
-                t10 = np.float32(flat[base + nc])
-                t11 = np.float32(flat[base + nc + 1])
-                lo = t00 + (t01 - t00) * wk
-                hi = t10 + (t11 - t10) * wk
-                v = (lo + (hi - lo) * wj) * inv
-                d = np.int32(v + np.float32(0.5)) - lx
-                dd[3 * x] = d
-                dd[3 * x + 1] = d
-                dd[3 * x + 2] = d
-            _apply_delta(vis2[y], dd, out2[y])
+                j, gpos[x] = _node(gpos[x], np.int32(ng - 2))  # gpos now holds the weight
+                k, wkb[x] = _node(pos[x], np.int32(nc - 2))
+                i0, wib[x] = _ir_node(irow[x], isc, ioff, imax, np.int32(ni - 2))
+                cell[x] = ((mid[x + 1] * np.int32(ni) + i0) * np.int32(ng) + j) * np.int32(nc) + k
+            # Reads only (scalar: the gathers do not vectorise), then interpolation over the row
+            # (vectorised): twice as fast as interpolating inside the read loop.
+            for x in range(w):
+                base = np.uint64(cell[x])
+                q0[x] = pairs[base]
+                q1[x] = pairs[base + s_g]
+                q2[x] = pairs[base + s_ir]
+                q3[x] = pairs[base + s_ir + s_g]
+            for x in range(w):
+                wk = wkb[x]
+                wj = gpos[x]
+                a = _lerp_packed(q0[x], wk)
+                a = a + (_lerp_packed(q1[x], wk) - a) * wj
+                b = _lerp_packed(q2[x], wk)
+                b = b + (_lerp_packed(q3[x], wk) - b) * wj
+                v = (a + (b - a) * wib[x]) * inv
+                dy[x] = np.int32(v + np.float32(0.5)) - mid[x + 1]
+            _apply_luma(vis2[y], dy, out2[y])

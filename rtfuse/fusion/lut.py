@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from rtfuse.fusion import kernels
-from rtfuse.fusion.bake import bake
+from rtfuse.fusion.bake import bake, ir_grid, pair_view
 from rtfuse.fusion.lutfile import LutModel, load_lut
 from rtfuse.fusion.validate import check_pair
 
@@ -33,21 +33,33 @@ class LutFuser:
     """Fuse with a LUT of any kind (:data:`rtfuse.fusion.lutfile.KINDS`): ``fuser(vis_bgr, ir) -> fused_bgr``.
 
     Inputs: ``vis`` uint8 (H, W, 3) BGR, ``ir`` uint8 (H, W). Output: uint8 (H, W, 3) BGR with
-    the visible chroma and the LUT's fused luma. Safe to call from several threads.
+    the visible chroma and the LUT's fused luma. Safe to call from several threads. ``device``:
+    ``"cpu"`` (Numba kernels) or ``"cuda"`` (:mod:`rtfuse.fusion.kernels_cuda`, the same table and
+    rules; the context net stays on the CPU); ``"cuda"`` without a CUDA device raises RuntimeError.
     """
 
-    def __init__(self, model: LutModel, name: str = "lut") -> None:
+    def __init__(self, model: LutModel, name: str = "lut", device: str = "cpu") -> None:
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
         self.model = model
         self.name = name
+        self.device = device
         self.table = bake(model)
+        self.pairs = pair_view(self.table)
+        self.ir_grid = ir_grid(model)
         if model.kind != "3d":
             second = model.axes[1]  # vis_grad or max_detail
             lo, hi = model.axis_range(second)
             self.axis = ((model.table.shape[1] - 1) / (hi - lo), lo, second == "max_detail")
+        self._cuda = None
+        if device == "cuda":
+            from rtfuse.fusion.kernels_cuda import CudaLutKernel
+
+            self._cuda = CudaLutKernel(self.table, self.ir_grid, None if model.kind == "3d" else self.axis)
 
     @classmethod
-    def from_file(cls, path: str | Path, name: str = "lut") -> "LutFuser":
-        return cls(load_lut(path), name=name)
+    def from_file(cls, path: str | Path, name: str = "lut", device: str = "cpu") -> "LutFuser":
+        return cls(load_lut(path), name=name, device=device)
 
     def context(self, vis: np.ndarray, ir: np.ndarray) -> np.ndarray:
         vis, ir = check_pair(vis, ir)
@@ -62,12 +74,14 @@ class LutFuser:
             raise ValueError(f"out must be a C-contiguous uint8 array of shape {vis.shape}")
         with _LAUNCH:
             ctx = context_map(vis, ir, self.model)
-            if self.model.kind == "3d":
-                kernels.fuse_lut3d(vis, ir, ctx, self.table, out)
+            if self._cuda is not None:
+                self._cuda(vis, ir, ctx, out)
+            elif self.model.kind == "3d":
+                kernels.fuse_lut3d(vis, ir, ctx, self.table, self.pairs, *self.ir_grid, out)
             else:
-                kernels.fuse_lut4d(vis, ir, ctx, self.table, *self.axis, out)
+                kernels.fuse_lut4d(vis, ir, ctx, self.table, self.pairs, *self.ir_grid, *self.axis, out)
         return out
 
     def __repr__(self) -> str:
         state = "UNTRAINED" if self.model.untrained else "trained"
-        return f"LutFuser({self.model.kind}, table {self.model.table.shape}, {state})"
+        return f"LutFuser({self.model.kind}, table {self.model.table.shape}, {state}, {self.device})"

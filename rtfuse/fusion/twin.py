@@ -109,7 +109,7 @@ def multilinear(table: torch.Tensor, coords: list[tuple[torch.Tensor, torch.Tens
 
 
 def bake_dense(table: torch.Tensor, axes: tuple[str, ...], ranges: list[tuple[float, float]]) -> torch.Tensor:
-    """Differentiable bake: (256, 256, [Ng,] Nc) values at every integer (Y, IR), as the kernels use.
+    """Differentiable bake: (256, 256, [Ng,] Nc) values at every integer (Y, IR) (the kernels bake Y only).
 
     Exact (Y and IR are integers), so :func:`fuse` with ``dense=True`` computes the same function
     as the multilinear path with 2 (3-D) or 4 (4-D) reads per pixel instead of 8 or 16.
