@@ -52,24 +52,33 @@ def _changed_share(out, state, level, step):
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _filter(out, state, lo, hi, kmin):
     """In place: ``state`` float32 (H, W) <- the filtered luma; ``out`` uint8 (H, W, 3) BGR gets the
-    difference between the filtered and its own luma added to each channel (clipped)."""
+    difference between the filtered and its own luma added to each channel (clipped).
+
+    Per row in three passes that vectorise (luma, state update, BGR update), as the LUT kernels do.
+    """
     h, w = state.shape
+    flat = out.reshape(h, 3 * w)
     slope = (np.float32(1.0) - kmin) / (hi - lo)
+    span = hi - lo
     for y in prange(h):
-        orow = out[y]
+        orow = flat[y]
         srow = state[y]
+        lum = np.empty(w, np.int32)
+        dd = np.empty(3 * w, np.int32)
         for x in range(w):
-            lum = _luma_fixed(np.int32(orow[x, 0]), np.int32(orow[x, 1]), np.int32(orow[x, 2]))
+            lum[x] = _luma_fixed(np.int32(orow[3 * x]), np.int32(orow[3 * x + 1]), np.int32(orow[3 * x + 2]))
+        for x in range(w):
             s = srow[x]
-            d = np.float32(lum) - s
-            a = abs(d)
-            k = kmin if a <= lo else (np.float32(1.0) if a >= hi else kmin + (a - lo) * slope)
+            d = np.float32(lum[x]) - s
+            k = kmin + min(max(abs(d) - lo, np.float32(0.0)), span) * slope
             s = s + k * d
             srow[x] = s
-            dd = np.int32(s + np.float32(0.5)) - lum
-            if dd != 0:
-                for c in range(3):
-                    orow[x, c] = min(max(np.int32(orow[x, c]) + dd, 0), 255)
+            d = np.int32(s + np.float32(0.5)) - lum[x]
+            dd[3 * x] = d
+            dd[3 * x + 1] = d
+            dd[3 * x + 2] = d
+        for i in range(3 * w):
+            orow[i] = min(max(np.int32(orow[i]) + dd[i], 0), 255)
 
 
 @njit(parallel=True, cache=True, nogil=True)
