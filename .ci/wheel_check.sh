@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Wheel check: build an sdist and a wheel from it, install the wheel with the torch extra into a fresh
-# virtual environment outside the checkout, and run the demo and every shipped backend from a folder
-# where the repository is not importable. Catches what an editable install hides (missing package data).
+# Wheel check: build an sdist and a wheel from it, install the wheel with the torch and onnx extras into a
+# fresh virtual environment outside the checkout, and run the demo and every shipped backend (the student on
+# both engines) from a folder where the repository is not importable. Catches what an editable install hides (missing package data).
 # Env: PYTHON (interpreter for the fresh venv, default python3); WHEEL_CHECK_TORCH (the torch build to
 # accept, default the pinned CPU one, so the check never pulls a multi-GB CUDA torch); KEEP=1 keeps the
 # temporary folder.
@@ -38,10 +38,10 @@ whl="$(ls "$tmp"/dist/rtfuse-*.whl)"
 # 2. A fresh venv; the torch extra may only resolve to the pinned CPU build.
 "$PYTHON" -m venv "$tmp/venv"
 echo "$TORCH_PIN" >"$tmp/constraints.txt"
-"$tmp/venv/bin/pip" install -q -c "$tmp/constraints.txt" "rtfuse[torch] @ file://$whl" \
+"$tmp/venv/bin/pip" install -q -c "$tmp/constraints.txt" "rtfuse[torch,onnx] @ file://$whl" \
     >"$tmp/install.log" 2>&1 \
     || { cat "$tmp/install.log" >&2
-         fail "installing the wheel with the torch extra (is $TORCH_PIN available? get it with" \
+         fail "installing the wheel with the torch and onnx extras (is $TORCH_PIN available? get it with" \
               "pip download torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu)"; }
 
 # 3. Run from an empty folder so only the installed package can be imported.
@@ -58,14 +58,15 @@ import av
 import numpy as np
 
 import rtfuse
-from rtfuse.fusion.registry import SHIPPED_LUTS, SHIPPED_NETS, WEIGHTS_DIR
+from rtfuse.fusion.registry import SHIPPED_LUTS, SHIPPED_NETS, SHIPPED_ONNX, WEIGHTS_DIR
 from rtfuse.synthetic import SyntheticScene
 
 venv, whl = Path(sys.argv[1]).resolve(), sys.argv[2]
 assert Path(rtfuse.__file__).resolve().is_relative_to(venv), f"imported {rtfuse.__file__}, not the wheel"
 assert WEIGHTS_DIR.resolve().is_relative_to(venv), WEIGHTS_DIR
 members = set(zipfile.ZipFile(whl).namelist())
-for name in {*SHIPPED_LUTS.values(), *SHIPPED_NETS.values(), "lut3d_untrained.npz", "lut4d_untrained.npz"}:
+shipped = {*SHIPPED_LUTS.values(), *SHIPPED_NETS.values(), *SHIPPED_ONNX.values()}
+for name in {*shipped, "lut3d_untrained.npz", "lut4d_untrained.npz"}:
     assert f"rtfuse/weights/{name}" in members, f"{name} is not in the wheel"
 
 with av.open("demo.mp4") as c:
@@ -75,8 +76,14 @@ assert n == 30, f"demo.mp4 has {n} frames, expected 30"
 vis, ir = SyntheticScene(96, 64, seed=1).render(2)
 backends = [*SHIPPED_LUTS, "blend", *SHIPPED_NETS]
 for name in backends:
-    out = rtfuse.load_fuser(name, **({"device": "cpu"} if name in SHIPPED_NETS else {}))(vis, ir)
+    out = rtfuse.load_fuser(name, **({"engine": "torch", "device": "cpu"} if name in SHIPPED_NETS else {}))(vis, ir)
     assert out.shape == vis.shape and out.dtype == np.uint8, (name, out.shape, out.dtype)
+for name in SHIPPED_ONNX:  # the default engine with the onnx extra: ONNX Runtime, within 1 level of torch
+    fuser = rtfuse.load_fuser(name)
+    assert fuser.engine == "onnx", fuser
+    diff = np.abs(fuser(vis, ir).astype(int) - rtfuse.load_fuser(name, engine="torch", device="cpu")(vis, ir))
+    assert diff.max() <= 1, (name, diff.max())
+    backends.append(f"{name} (onnx)")
 print(",".join(backends))
 EOF
 )" || fail "the installed package"

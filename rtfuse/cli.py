@@ -744,6 +744,49 @@ def cmd_distill_lut(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    """`rtfuse export onnx`: a network as ONNX, then checked against torch on two test frames."""
+    import importlib.util
+
+    from rtfuse.fusion.onnxnet import engines_differ, export_onnx
+    from rtfuse.fusion.registry import SHIPPED_NETS, WEIGHTS_DIR
+
+    out = Path(args.output)
+    if out.suffix.lower() != ".onnx":  # load_fuser picks ONNX Runtime by this suffix
+        raise RtfuseError(f"{out}: name the output NAME.onnx", option="output")
+    weights = args.weights
+    if weights is None:
+        if args.backend == "teacher":
+            raise RtfuseError(
+                "the teacher is not shipped: pass its checkpoint, e.g. runs/teacher/teacher.pt "
+                "(from `rtfuse train teacher`)",
+                option="weights",
+            )
+        weights = WEIGHTS_DIR / SHIPPED_NETS[args.backend]
+    check_writable_file(out, "ONNX network")
+    refuse_overwrite(out, {"weights": weights})
+    start = time.perf_counter()
+    info = export_onnx(weights, out, expect=args.backend)
+    console.print(
+        f"wrote {out}: the {info['arch']} ({info['params']:,} parameters) from {weights}, "
+        f"{info['bytes'] / 1e3:.0f} KB, opset {info['opset']}, in {time.perf_counter() - start:.0f} s"
+    )
+    if importlib.util.find_spec("onnxruntime") is None:
+        note(
+            console,
+            "onnxruntime is not installed, so the file was not compared with torch: "
+            "pip install 'rtfuse[onnx]'",
+        )
+        return 0
+    worst = engines_differ(weights, out)
+    if worst > 1:
+        raise RtfuseError(
+            f"{out}: ONNX Runtime and torch differ by {worst} levels on a test frame (at most 1 expected)"
+        )
+    console.print(f"ONNX Runtime matches torch on two test frames (largest difference: {worst} level)")
+    return 0
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     return args.calib_func(args, console)
 
@@ -1233,6 +1276,28 @@ def _add_lut(sub) -> None:
     q.set_defaults(func=cmd_lut_init)
 
 
+def _add_export(sub) -> None:
+    """`rtfuse export onnx`."""
+    p = sub.add_parser("export", help="write a fusion network in another format (ONNX)")
+    esub = p.add_subparsers(dest="export_command", required=True, metavar="FORMAT")
+    q = esub.add_parser(
+        "onnx",
+        help="the student or teacher as ONNX, for ONNX Runtime (dynamic batch, height, width; needs "
+        "the export extra)",
+        description="Write a network as ONNX: inputs vis_y and ir (float32 Nx1xHxW in [0,1]; the "
+        "teacher also takes text, Nx384, default its 'clean' embedding), output fused_y. The colour "
+        "rule stays outside the graph. load_fuser runs a .onnx file on ONNX Runtime.",
+    )
+    q.add_argument("--backend", choices=("student", "teacher"), default="student", help="default: student")
+    q.add_argument(
+        "--weights",
+        type=Path,
+        help="the .pt checkpoint (default: the shipped student; the teacher needs one)",
+    )
+    q.add_argument("-o", "--output", type=Path, required=True, help="the ONNX file to write (NAME.onnx)")
+    q.set_defaults(func=cmd_export_onnx)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _ConfigAwareParser(
         prog="rtfuse",
@@ -1248,6 +1313,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_calibrate_parser(sub, size_arg)
     sub.choices["calibrate"].set_defaults(func=cmd_calibrate)
     _add_lut(sub)
+    _add_export(sub)
     for name in CONFIG_COMMANDS:
         sub.choices[name].add_argument(
             "--config",

@@ -43,12 +43,14 @@ for sub, img in (("v", vis), ("i", ir)):
 from rtfuse.evaluate import evaluate_folder
 assert evaluate_folder(d / "v", d / "i", fuser=rtfuse.load_fuser("lut"))["mean"]["Qabf"] > 0
 from rtfuse.errors import InputError
+import importlib.util
 try:
-    rtfuse.load_fuser("student")
+    student = rtfuse.load_fuser("student")
 except InputError as e:  # one line that says what to install, not a bare ModuleNotFoundError
-    assert "rtfuse[torch]" in str(e), e
-else:
-    raise SystemExit("the student backend loaded without torch")
+    assert "rtfuse[torch]" in str(e) and "rtfuse[onnx]" in str(e), e
+else:  # with the onnx extra the student runs on ONNX Runtime (tests/test_onnx.py)
+    if importlib.util.find_spec("onnxruntime") is None or student.engine != "onnx":
+        raise SystemExit("the student backend loaded without torch or ONNX Runtime")
 assert "torch" not in sys.modules
 print("OK")
 """

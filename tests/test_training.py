@@ -381,7 +381,7 @@ def test_shipped_student_backend():
 
     path = WEIGHTS_DIR / "student.pt"
     assert path.stat().st_size < 5_000_000
-    fuse = rtfuse.load_fuser("student", device="cpu")
+    fuse = rtfuse.load_fuser("student", engine="torch", device="cpu")  # the torch engine: .net
     assert n_params(fuse.net) <= 0.1 * n_params(teacher())
     vis, ir = SyntheticScene(120, 90, seed=2).render(4)
     out = fuse(vis, ir)

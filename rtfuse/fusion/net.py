@@ -1,4 +1,5 @@
-"""The ``student`` (and ``teacher``) backends: a fusion network in PyTorch, CUDA when available."""
+"""The ``student`` (and ``teacher``) backends on the torch engine: a fusion network in PyTorch, CUDA when
+available. :mod:`rtfuse.fusion.onnxnet` runs the same networks, exported, on ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ class NetFuser:
     stored embedding of "clean".
     """
 
+    engine = "torch"
+
     def __init__(
         self, path: str | Path, device: str | None = None, name: str = "student", prompt: str | None = None
     ) -> None:
@@ -32,6 +35,8 @@ class NetFuser:
                 f"device {self.device!r} requested, but torch sees no CUDA device; use device='cpu'"
             )
         self.net, ck = load_model(path, self.device)
+        if self.device == "cpu":  # NHWC convolutions: about 1.4x faster on a CPU, within 1 level (issue 16)
+            self.net = self.net.to(memory_format=torch.channels_last)
         self.arch = ck.get("arch")
         self.name = name
         self.path = Path(path)
