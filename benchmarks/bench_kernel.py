@@ -377,9 +377,9 @@ def main() -> None:
         ("numba lut4d (context included)", lut4),
         ("numba lut4d-detail = default lut (context included)", lut),
         ("numba lut4d-detail before issue 16", before(lut)),
-        # A stream's default: the temporal filter after the fusion (issue 14); the real frames are
+        # A stream's default: the temporal filter, inside the kernel (issue 14); the real frames are
         # consecutive frames of one clip, so the filter does its work, not a scene-cut restart.
-        ("default lut + temporal filter (streams)", lambda v, i, f=TemporalFilter(): f(lut(v, i))),
+        ("default lut + temporal filter (streams)", lambda v, i, f=TemporalFilter(): lut(v, i, temporal=f)),
         ("  context alone (block stats + net)", lambda v, i: context_map(v, i, lut3.model)),
         # The --ir-clean stage on an IR of the same size (a stream: one estimate per frame, averaged).
         ("ir-clean (destripe + denoise the IR, per frame)", lambda v, i, c=IrCleaner(): c(i)),

@@ -97,8 +97,10 @@ class FusionStage:
 
     def fuse(self, vis: np.ndarray, ir: np.ndarray | None) -> np.ndarray:
         """The fused frame of a prepared pair; the visible image alone when the IR is lost."""
+        if self.temporal is not None and ir is not None and getattr(self.fuser, "takes_temporal", False):
+            return self.fuser(vis, ir, temporal=self.temporal)  # the lut kernels filter as they fuse
         fused = self.fuser(vis, ir) if ir is not None else vis.copy()
-        return self.temporal(np.ascontiguousarray(fused)) if self.temporal is not None else fused
+        return self.temporal(np.ascontiguousarray(fused), vis) if self.temporal is not None else fused
 
     def __call__(
         self, vis: np.ndarray, ir: np.ndarray | None, ir_key: Hashable | None = None

@@ -9,9 +9,11 @@ the new fused luma ``Y'`` by a share that grows with the change:
 
 A small change (sensor and compression noise) is averaged over a few frames; a large one (motion, a
 new object, light switched on) passes at once, so there is no second frame of latency and no trail
-behind anything with more than ``HI`` levels of contrast. A scene cut (over ``CUT`` of the sampled
-pixels changing by more than ``LO``, more than noise does) restarts the state, so the new scene is
-shown as it is; a pan that moves most of the picture does the same. The
+behind anything with more than ``HI`` levels of contrast. A scene cut (over ``CUT`` of a sample of
+the visible pixels changing by more than ``LO``, more than noise does) restarts the state, so the
+new scene is shown as it is; a pan that moves most of the picture does the same. The ``lut``
+backend runs the filter inside its kernel (:func:`rtfuse.fusion.kernels.fuse_lut4d`, on the fused
+luma before it is rounded); every other backend gets it as a pass of its own here. The
 output keeps the visible chroma: the luma change is added to B, G and R alike, as the fusion does.
 
 Only streams use it (video files, cameras, ``eval --video``); stills reset the stage before every
@@ -28,31 +30,16 @@ from rtfuse.color import luma_fixed
 LO = 8.0  # levels: changes up to this are treated as noise and averaged (weight KMIN)
 HI = 24.0  # levels: changes from this on pass unfiltered
 KMIN = 0.2  # weight of the new frame for noise-sized changes (about 1 / KMIN frames of averaging)
-CUT = 0.5  # share of sampled pixels changed by more than LO that marks a scene cut
-_SAMPLE = 8  # scene-cut test on every 8th row and column: 1/64 of the pixels
+CUT = 0.5  # share of sampled visible pixels changed by more than LO that marks a scene cut (or a pan)
+_SAMPLE = 8  # scene-cut test on every 8th row and column of the visible frame: 1/64 of the pixels
 
 _luma_fixed = njit(inline="always")(luma_fixed)
 
 
-@njit(cache=True, nogil=True)
-def _changed_share(out, state, level, step):
-    """Share of pixels on a ``step`` grid whose luma in ``out`` differs from ``state`` by more than ``level``."""
-    h, w = state.shape
-    n = 0
-    big = 0
-    for y in range(0, h, step):
-        for x in range(0, w, step):
-            lum = _luma_fixed(np.int32(out[y, x, 0]), np.int32(out[y, x, 1]), np.int32(out[y, x, 2]))
-            n += 1
-            if abs(np.float32(lum) - state[y, x]) > level:
-                big += 1
-    return big / max(n, 1)
-
-
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _filter(out, state, lo, hi, kmin):
-    """In place: ``state`` float32 (H, W) <- the filtered luma; ``out`` uint8 (H, W, 3) BGR gets the
-    difference between the filtered and its own luma added to each channel (clipped).
+    """In place: ``state`` uint16 (H, W) Q8.8 <- the filtered luma; ``out`` uint8 (H, W, 3) BGR gets
+    the difference between the filtered and its own luma added to each channel (clipped).
 
     Per row in three passes that vectorise (luma, state update, BGR update), as the LUT kernels do.
     """
@@ -68,11 +55,10 @@ def _filter(out, state, lo, hi, kmin):
         for x in range(w):
             lum[x] = _luma_fixed(np.int32(orow[3 * x]), np.int32(orow[3 * x + 1]), np.int32(orow[3 * x + 2]))
         for x in range(w):
-            s = srow[x]
+            s = np.float32(srow[x]) * np.float32(1.0 / 256.0)
             d = np.float32(lum[x]) - s
-            k = kmin + min(max(abs(d) - lo, np.float32(0.0)), span) * slope
-            s = s + k * d
-            srow[x] = s
+            s = s + (kmin + min(max(abs(d) - lo, np.float32(0.0)), span) * slope) * d
+            srow[x] = np.uint16(s * np.float32(256.0) + np.float32(0.5))
             d = np.int32(s + np.float32(0.5)) - lum[x]
             dd[3 * x] = d
             dd[3 * x + 1] = d
@@ -83,21 +69,43 @@ def _filter(out, state, lo, hi, kmin):
 
 @njit(parallel=True, cache=True, nogil=True)
 def _start(out, state):
-    """``state`` <- the luma of ``out`` (a stream's first frame, or the first after a cut)."""
+    """``state`` <- the luma of ``out`` in Q8.8 (a stream's first frame, or the first after a cut)."""
     h, w = state.shape
     for y in prange(h):
         for x in range(w):
-            state[y, x] = np.float32(
-                _luma_fixed(np.int32(out[y, x, 0]), np.int32(out[y, x, 1]), np.int32(out[y, x, 2]))
+            lum = _luma_fixed(np.int32(out[y, x, 0]), np.int32(out[y, x, 1]), np.int32(out[y, x, 2]))
+            state[y, x] = np.uint16(lum * 256)
+
+
+@njit(cache=True, nogil=True)
+def _changed_share(vis, sample, level, step):
+    """Share of the visible pixels on a ``step`` grid whose luma differs from ``sample`` (the last
+    frame's, int32) by more than ``level``; ``sample`` takes this frame's."""
+    n = 0
+    big = 0
+    for y in range(sample.shape[0]):
+        for x in range(sample.shape[1]):
+            lum = _luma_fixed(
+                np.int32(vis[y * step, x * step, 0]),
+                np.int32(vis[y * step, x * step, 1]),
+                np.int32(vis[y * step, x * step, 2]),
             )
+            if abs(lum - sample[y, x]) > level:
+                big += 1
+            sample[y, x] = lum
+            n += 1
+    return big / max(n, 1)
 
 
 class TemporalFilter:
-    """``filter(fused) -> fused``: the recursive filter above over one stream's fused frames.
+    """``filter(fused, vis) -> fused``: the recursive filter above over one stream's frames.
 
-    ``fused`` is uint8 (H, W, 3) BGR and is filtered in place (the stage owns it). ``lo``, ``hi``
-    (levels, 0 <= lo < hi) and ``kmin`` (0 < kmin <= 1) set the response; ``cut`` the scene-cut
-    share. A frame of another size restarts the filter. ``cuts`` counts the restarts after the first.
+    ``fused`` uint8 (H, W, 3) BGR is filtered in place (the stage owns it); ``vis`` is the visible
+    frame it was fused from, uint8 (H, W, 3) BGR, which decides scene cuts. The ``lut`` backend runs
+    the same filter inside its kernel (:meth:`begin` gives it the state), so it costs no pass of
+    its own. ``lo``, ``hi`` (levels, 0 <= lo < hi) and ``kmin`` (0 < kmin <= 1) set the response;
+    ``cut`` the scene-cut share. A frame of another size restarts the filter. ``cuts`` counts the
+    restarts after the first frame.
     """
 
     def __init__(self, lo: float = LO, hi: float = HI, kmin: float = KMIN, cut: float = CUT) -> None:
@@ -105,26 +113,42 @@ class TemporalFilter:
             raise ValueError(
                 f"need 0 <= lo < hi, 0 < kmin <= 1 and 0 < cut <= 1; got {lo}, {hi}, {kmin}, {cut}"
             )
-        self.lo, self.hi, self.kmin, self.cut = np.float32(lo), np.float32(hi), np.float32(kmin), cut
+        self.params = np.array([lo, hi, kmin], np.float32)  # as the kernels take them
+        self.cut = cut
         self.cuts = 0
         self._state: np.ndarray | None = None
+        self._sample: np.ndarray | None = None
 
-    def __call__(self, fused: np.ndarray) -> np.ndarray:
+    def begin(self, vis: np.ndarray) -> tuple[np.ndarray, int]:
+        """``(state, mode)`` for the frame fused from ``vis``: the uint16 (H, W) filtered luma in Q8.8
+        (half the memory traffic of float32; 1/256 level is far below the filter's steps) and 1 to
+        restart it (first frame, new size, scene cut) or 2 to filter."""
+        h, w = vis.shape[:2]
+        mode = 2
+        if self._state is None or self._state.shape != (h, w):
+            self._state = np.empty((h, w), np.uint16)
+            self._sample = np.empty(((h + _SAMPLE - 1) // _SAMPLE, (w + _SAMPLE - 1) // _SAMPLE), np.int32)
+            mode = 1
+        if _changed_share(vis, self._sample, self.params[0], _SAMPLE) > self.cut and mode == 2:
+            self.cuts += 1
+            mode = 1
+        return self._state, mode
+
+    def __call__(self, fused: np.ndarray, vis: np.ndarray) -> np.ndarray:
         if fused.dtype != np.uint8 or fused.ndim != 3 or fused.shape[2] != 3 or not fused.flags.c_contiguous:
             raise ValueError(
                 f"fused frame must be C-contiguous uint8 (H, W, 3), got {fused.dtype} {fused.shape}"
             )
-        st = self._state
-        if st is None or st.shape != fused.shape[:2]:
-            self._state = np.empty(fused.shape[:2], np.float32)
-            _start(fused, self._state)
-        elif _changed_share(fused, st, self.lo, _SAMPLE) > self.cut:
-            self.cuts += 1
-            _start(fused, st)
+        if vis.shape[:2] != fused.shape[:2]:
+            raise ValueError(f"visible frame {vis.shape} and fused frame {fused.shape} differ in size")
+        state, mode = self.begin(vis)
+        if mode == 1:
+            _start(fused, state)
         else:
-            _filter(fused, st, self.lo, self.hi, self.kmin)
+            lo, hi, kmin = self.params
+            _filter(fused, state, lo, hi, kmin)
         return fused
 
     def reset(self) -> None:
         """Forget the stream: the next frame passes as it is and starts the filter."""
-        self._state = None
+        self._state = self._sample = None

@@ -16,6 +16,8 @@ from rtfuse.fusion.lut import LutFuser
 from rtfuse.fusion.lutfile import load_lut
 from rtfuse.fusion.registry import WEIGHTS_DIR
 
+OFF = (kernels.NO_STATE, 0, kernels.NO_STEADY)  # the kernels' temporal filter off
+
 
 def _luma_of(vis):
     """The kernels' luma, read back through a LUT whose output is its IR input (= pass-through)."""
@@ -26,9 +28,9 @@ def _luma_of(vis):
     out = np.empty_like(vis)
     ir, ctx = np.zeros(vis.shape[:2], np.uint8), np.zeros((2, 2), np.float32)
     t, t2 = bake(m), bake(m2)
-    kernels.fuse_lut3d(vis, ir, ctx, t, pair_view(t), *ir_grid(m), out)
+    kernels.fuse_lut3d(vis, ir, ctx, t, pair_view(t), *ir_grid(m), out, *OFF)
     assert np.array_equal(out, vis)  # identity LUT leaves the image untouched
-    kernels.fuse_lut3d(vis, ir, ctx, t2, pair_view(t2), *ir_grid(m2), out)
+    kernels.fuse_lut3d(vis, ir, ctx, t2, pair_view(t2), *ir_grid(m2), out, *OFF)
     return vis.astype(int) + 128 - out
 
 
@@ -260,9 +262,9 @@ def _kernel_fusion(m, vis, ir, ctx):
     f = LutFuser(m)
     out = np.empty_like(vis)
     if m.kind == "3d":
-        kernels.fuse_lut3d(vis, ir, ctx, f.table, f.pairs, *f.ir_grid, out)
+        kernels.fuse_lut3d(vis, ir, ctx, f.table, f.pairs, *f.ir_grid, out, *OFF)
     else:
-        kernels.fuse_lut4d(vis, ir, ctx, f.table, f.pairs, *f.ir_grid, *f.axis, out)
+        kernels.fuse_lut4d(vis, ir, ctx, f.table, f.pairs, *f.ir_grid, *f.axis, out, *OFF)
     return out
 
 

@@ -16,10 +16,10 @@ from rtfuse.temporal_metrics import estimate_motion, flicker
 H, W = 96, 128
 
 
-def _scene(seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _scene(seed: int, blur: int = 9) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    vis = cv2.GaussianBlur(rng.integers(0, 256, (H, W, 3), dtype=np.uint8), (9, 9), 0)
-    ir = cv2.GaussianBlur(rng.integers(0, 256, (H, W), dtype=np.uint8), (9, 9), 0)
+    vis = cv2.GaussianBlur(rng.integers(0, 256, (H, W, 3), dtype=np.uint8), (blur, blur), 0)
+    ir = cv2.GaussianBlur(rng.integers(0, 256, (H, W), dtype=np.uint8), (blur, blur), 0)
     return vis, ir
 
 
@@ -53,7 +53,7 @@ def test_the_numba_filter_matches_the_reference():
     frames[5][20:40, 30:60] = 255 - frames[5][20:40, 30:60]  # a large change in part of one frame
     want = _reference(frames)
     f = TemporalFilter()
-    got = [f(x.copy()) for x in frames]
+    got = [f(x.copy(), x) for x in frames]
     for g, w in zip(got, want):
         assert np.abs(g.astype(int) - w.astype(int)).max() <= 1
     assert f.cuts == 0
@@ -78,20 +78,37 @@ def test_a_noisy_still_scene_flickers_less_and_keeps_its_detail():
     assert np.abs(b[-1] - clean).mean() < np.abs(a[-1] - clean).mean()
 
 
+@pytest.mark.parametrize("backend", ["lut", "lut3d"])
+def test_the_lut_kernels_filter_as_the_separate_pass_does(backend):
+    """The lut backends run the filter inside their kernel; any other fuser gets the pass."""
+    rng = np.random.default_rng(11)
+    vis, ir = _scene(12)
+    lut = load_fuser(backend)
+    inside = FusionStage(lut, temporal=TemporalFilter())
+    apart = FusionStage(lambda v, i: lut(v, i), temporal=TemporalFilter())  # not a LutFuser: the pass
+    for t in range(10):
+        v, i = _noisy(vis, rng, 4.0), _noisy(ir, rng, 4.0)
+        a, b = inside(v, i)[0].astype(int), apart(v, i)[0].astype(int)
+        if t == 0:
+            assert np.array_equal(a, b)
+        # the kernel filters the luma before rounding, the pass the luma of the rounded output
+        assert np.abs(a - b).max() <= 2 and np.abs(a - b).mean() < 0.3
+
+
 def test_motion_with_contrast_passes_in_the_same_frame():
     f = TemporalFilter()
     base = np.full((H, W, 3), 60, np.uint8)
     for t in range(6):
         frame = base.copy()
         frame[30:60, 10 + 8 * t : 40 + 8 * t] = 200  # a bright square moving 8 px a frame
-        out = f(frame.copy())
+        out = f(frame.copy(), frame)
         assert np.array_equal(out, frame)  # every change is 140 levels: nothing is held back
 
 
 @pytest.mark.parametrize("cut_at", [5, 9])
 def test_a_scene_cut_is_shown_at_once(cut_at):
     rng = np.random.default_rng(3)
-    (va, ia), (vb, ib) = _scene(4), _scene(5)
+    (va, ia), (vb, ib) = _scene(4, blur=3), _scene(5, blur=3)  # two scenes of ordinary contrast
     lut = load_fuser("lut")
     stage = FusionStage(lut, temporal=TemporalFilter())
     for t in range(cut_at + 3):
@@ -127,7 +144,7 @@ def test_bad_settings_and_frames_are_refused():
     with pytest.raises(ValueError):
         TemporalFilter(kmin=0)
     with pytest.raises(ValueError):
-        TemporalFilter()(np.zeros((4, 4), np.uint8))
+        TemporalFilter()(np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.uint8))
 
 
 def test_fuse_video_is_steadied_unless_no_temporal(tmp_path):

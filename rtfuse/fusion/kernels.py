@@ -31,6 +31,9 @@ from rtfuse.color import luma_fixed
 
 # Rows per parallel work item for kernels that keep a rolling row buffer.
 _BAND = 16
+# The fusion kernels' temporal-filter arguments (state, steady) when no filter runs (mode 0).
+NO_STATE = np.zeros((1, 1), np.uint16)
+NO_STEADY = np.array([0.0, 1.0, 1.0], np.float32)
 
 # The shared expression, compiled here; Numba freezes its module constants. The on-disk cache (cache=True)
 # is keyed on this file, so clear __pycache__ if those constants ever change.
@@ -221,7 +224,7 @@ def _apply_luma(vrow, dy, orow):
 
 
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
-def fuse_lut3d(vis, ir, ctx, table, pairs, ir_scale, ir_lo, out):
+def fuse_lut3d(vis, ir, ctx, table, pairs, ir_scale, ir_lo, out, state, mode, steady):
     """Fuse with a baked 3-D LUT over (visible Y, IR, context).
 
     ``table``: uint16 (256, Ni, Nc), Q8.8 fused luma for every integer Y at each native IR node
@@ -231,6 +234,10 @@ def fuse_lut3d(vis, ir, ctx, table, pairs, ir_scale, ir_lo, out):
     (hi - lo), clipped. Per row, in bands of rows per thread: sample the context; a vectorised
     pass computes luma, cell index and weights; a scalar pass only reads the 2 pairs (2 IR nodes
     x 2 context nodes); a vectorised pass interpolates; a last one adds dY to B, G and R.
+
+    A stream's temporal filter runs inside the interpolation pass (:mod:`rtfuse.temporal`):
+    ``state`` uint16 (H, W), the stream's filtered fused luma in Q8.8 (any (1, 1) array with ``mode`` 0),
+    ``mode`` 0 off, 1 restart, 2 filter, ``steady`` float32 (LO, HI, KMIN).
     """
     h, w = ir.shape
     hc, wc = ctx.shape
@@ -245,6 +252,8 @@ def fuse_lut3d(vis, ir, ctx, table, pairs, ir_scale, ir_lo, out):
     imax = np.float32(ni - 1)
     s_ir = np.uint64(nc)  # unsigned offsets: Numba then emits no negative-index wrap-around code
     inv = np.float32(1.0 / 256.0)
+    lo, span, kmin = steady[0], steady[1] - steady[0], steady[2]
+    slope = (np.float32(1.0) - kmin) / span
     nbands = (h + _BAND - 1) // _BAND
     for band in prange(nbands):
         crow = np.empty(wc, np.float32)
@@ -254,6 +263,7 @@ def fuse_lut3d(vis, ir, ctx, table, pairs, ir_scale, ir_lo, out):
         wkb = np.empty(w, np.float32)
         wib = np.empty(w, np.float32)
         dy = np.empty(w, np.int32)
+        fv = np.empty(w, np.float32)
         got = np.empty((2, w), np.uint32)
         q0, q1 = got[0], got[1]
         for y in range(band * _BAND, min(h, (band + 1) * _BAND)):
@@ -272,9 +282,30 @@ def fuse_lut3d(vis, ir, ctx, table, pairs, ir_scale, ir_lo, out):
                 q1[x] = pairs[base + s_ir]
             for x in range(w):
                 a = _lerp_packed(q0[x], wkb[x])
-                v = (a + (_lerp_packed(q1[x], wkb[x]) - a) * wib[x]) * inv
-                dy[x] = np.int32(v + np.float32(0.5)) - lum[x]
+                fv[x] = (a + (_lerp_packed(q1[x], wkb[x]) - a) * wib[x]) * inv
+            if mode != 0:
+                _steady_row(fv, state[y], mode, lo, span, kmin, slope)
+            for x in range(w):
+                dy[x] = np.int32(fv[x] + np.float32(0.5)) - lum[x]
             _apply_luma(vrow, dy, out2[y])
+
+
+@njit(inline="always")
+def _steady_row(fv, srow, mode, lo, span, kmin, slope):
+    """The stream's temporal filter on one row of fused luma ``fv`` (:mod:`rtfuse.temporal`):
+    ``mode`` 1 restarts (``srow`` <- fv), 2 filters (``srow`` moves towards ``fv`` by a share that
+    grows with the change, and ``fv`` takes the result). A loop of its own, so that it and the
+    interpolation before it both vectorise."""
+    if mode == 1:
+        for x in range(fv.shape[0]):
+            srow[x] = np.uint16(fv[x] * np.float32(256.0) + np.float32(0.5))
+    else:
+        for x in range(fv.shape[0]):
+            s = np.float32(srow[x]) * np.float32(1.0 / 256.0)
+            d = fv[x] - s
+            s = s + (kmin + min(max(abs(d) - lo, np.float32(0.0)), span) * slope) * d
+            srow[x] = np.uint16(s * np.float32(256.0) + np.float32(0.5))
+            fv[x] = s
 
 
 @njit(inline="always")
@@ -298,7 +329,9 @@ def _max_row(lum, irow, dst):
 
 
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
-def fuse_lut4d(vis, ir, ctx, table, pairs, ir_scale, ir_lo, axis_scale, axis_lo, detail, out):
+def fuse_lut4d(
+    vis, ir, ctx, table, pairs, ir_scale, ir_lo, axis_scale, axis_lo, detail, out, state, mode, steady
+):
     """Fuse with a baked 4-D LUT over (visible Y, a per-pixel axis, context, IR).
 
     ``table``: uint16 (256, Ni, Ng, Nc), Q8.8, indexed [Y, IR node, second-axis node, context node]
@@ -312,7 +345,7 @@ def fuse_lut4d(vis, ir, ctx, table, pairs, ir_scale, ir_lo, axis_scale, axis_lo,
     keeps a pixel in the same cell from frame to frame (no flicker), unlike per-frame min-max
     normalisation. Each band of rows keeps rolling 3-row luma (and max) buffers. A pixel reads
     8 corners (2 IR x 2 second-axis x 2 context nodes) as 4 packed pairs, in the row phases of
-    :func:`fuse_lut3d`.
+    :func:`fuse_lut3d`, whose ``state``, ``mode`` and ``steady`` it takes too.
     """
     h, w = ir.shape
     hc, wc = ctx.shape
@@ -332,6 +365,8 @@ def fuse_lut4d(vis, ir, ctx, table, pairs, ir_scale, ir_lo, axis_scale, axis_lo,
     s_g = np.uint64(nc)  # unsigned offsets: Numba then emits no negative-index wrap-around code
     s_ir = np.uint64(ng * nc)
     inv = np.float32(1.0 / 256.0)
+    lo, span, kmin = steady[0], steady[1] - steady[0], steady[2]
+    slope = (np.float32(1.0) - kmin) / span
     nbands = (h + _BAND - 1) // _BAND
     for band in prange(nbands):
         ya = band * _BAND
@@ -344,6 +379,7 @@ def fuse_lut4d(vis, ir, ctx, table, pairs, ir_scale, ir_lo, axis_scale, axis_lo,
         wkb = np.empty(w, np.float32)
         wib = np.empty(w, np.float32)
         dy = np.empty(w, np.int32)
+        fv = np.empty(w, np.float32)
         got = np.empty((4, w), np.uint32)
         q0, q1, q2, q3 = got[0], got[1], got[2], got[3]
         _luma_row(vis2[max(ya - 1, 0)], buf[(ya + 2) % 3])
@@ -393,6 +429,9 @@ def fuse_lut4d(vis, ir, ctx, table, pairs, ir_scale, ir_lo, axis_scale, axis_lo,
                 a = a + (_lerp_packed(q1[x], wk) - a) * wj
                 b = _lerp_packed(q2[x], wk)
                 b = b + (_lerp_packed(q3[x], wk) - b) * wj
-                v = (a + (b - a) * wib[x]) * inv
-                dy[x] = np.int32(v + np.float32(0.5)) - mid[x + 1]
+                fv[x] = (a + (b - a) * wib[x]) * inv
+            if mode != 0:
+                _steady_row(fv, state[y], mode, lo, span, kmin, slope)
+            for x in range(w):
+                dy[x] = np.int32(fv[x] + np.float32(0.5)) - mid[x + 1]
             _apply_luma(vis2[y], dy, out2[y])

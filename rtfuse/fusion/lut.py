@@ -11,6 +11,7 @@ from rtfuse.fusion import kernels
 from rtfuse.fusion.bake import bake, ir_grid, pair_view
 from rtfuse.fusion.lutfile import LutModel, load_lut
 from rtfuse.fusion.validate import check_pair
+from rtfuse.temporal import TemporalFilter
 
 # Numba's fallback "workqueue" threading layer aborts on concurrent parallel launches, and each
 # launch already uses every core, so kernel calls from several Python threads take turns.
@@ -37,6 +38,8 @@ class LutFuser:
     ``"cpu"`` (Numba kernels) or ``"cuda"`` (:mod:`rtfuse.fusion.kernels_cuda`, the same table and
     rules; the context net stays on the CPU); ``"cuda"`` without a CUDA device raises RuntimeError.
     """
+
+    takes_temporal = True  # __call__ runs a stream's temporal filter itself (rtfuse.stage)
 
     def __init__(self, model: LutModel, name: str = "lut", device: str = "cpu") -> None:
         if device not in ("cpu", "cuda"):
@@ -66,20 +69,38 @@ class LutFuser:
         with _LAUNCH:
             return context_map(vis, ir, self.model)
 
-    def __call__(self, vis: np.ndarray, ir: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def __call__(
+        self,
+        vis: np.ndarray,
+        ir: np.ndarray,
+        out: np.ndarray | None = None,
+        temporal: TemporalFilter | None = None,
+    ) -> np.ndarray:
+        """``temporal``: the stream's filter (:mod:`rtfuse.temporal`), run inside the kernel on the CPU
+        (a separate pass after the CUDA kernel)."""
         vis, ir = check_pair(vis, ir)
         if out is None:
             out = np.empty_like(vis)
         elif out.shape != vis.shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
             raise ValueError(f"out must be a C-contiguous uint8 array of shape {vis.shape}")
+        state, mode = (
+            (kernels.NO_STATE, 0) if temporal is None or self._cuda is not None else temporal.begin(vis)
+        )
+        steady = temporal.params if temporal is not None else kernels.NO_STEADY
         with _LAUNCH:
             ctx = context_map(vis, ir, self.model)
             if self._cuda is not None:
                 self._cuda(vis, ir, ctx, out)
             elif self.model.kind == "3d":
-                kernels.fuse_lut3d(vis, ir, ctx, self.table, self.pairs, *self.ir_grid, out)
+                kernels.fuse_lut3d(
+                    vis, ir, ctx, self.table, self.pairs, *self.ir_grid, out, state, mode, steady
+                )
             else:
-                kernels.fuse_lut4d(vis, ir, ctx, self.table, self.pairs, *self.ir_grid, *self.axis, out)
+                kernels.fuse_lut4d(
+                    vis, ir, ctx, self.table, self.pairs, *self.ir_grid, *self.axis, out, state, mode, steady
+                )
+        if temporal is not None and self._cuda is not None:
+            temporal(out, vis)
         return out
 
     def __repr__(self) -> str:
