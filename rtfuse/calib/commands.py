@@ -11,10 +11,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from rtfuse.align import Calibration
+from rtfuse.align import Calibration, vis_to_ir
 from rtfuse.calib import checkerboard as cb
 from rtfuse.calib.frames import read_frame_pairs
-from rtfuse.calib.homography import ir_errors
 from rtfuse.calib.points import fit_points, read_points, suspects
 from rtfuse.calib.preview import overlay
 from rtfuse.calib.registration import register
@@ -75,10 +74,29 @@ def cmd_checkerboard(args: argparse.Namespace, console: Console) -> int:
             raise CalibrationError(
                 f"the {cam} images have different sizes {sorted(s)}; calibrate one resolution at a time"
             )
-    H = cb.solve(results, pattern, args.max_error)
+    ir_size, vis_size = next(iter(sizes["IR"])), next(iter(sizes["visible"]))
+    fits = {}
+    for cam, attr, size in (("IR", "ir_pts", ir_size), ("visible", "vis_pts", vis_size)):
+        if args.lens == "both" or (args.lens == "ir" and cam == "IR"):
+            views = [getattr(p, attr) for p in results if getattr(p, attr) is not None]
+            fits[cam] = cb.fit_lens(views, pattern, size, cam)
+            (console.print if fits[cam].lens else lambda m: warning(console, m))(fits[cam].message)
+    ir_fit, vis_fit = fits.get("IR"), fits.get("visible")
+    if ir_fit and ir_fit.lens:  # board distances (from the IR lens fit) explain parallax rejections
+        found_ir = iter(ir_fit.distances)
+        for p in results:
+            if p.ir_pts is not None:
+                p.distance = next(found_ir)
+    ir_lens = ir_fit.lens if ir_fit else None
+    vis_lens = vis_fit.lens if vis_fit else None
+    H = cb.solve(results, pattern, args.max_error, ir_lens, vis_lens)
     perms = cb.orderings(pattern)
     kept = [p for p in results if not p.rejected]
-    err = np.concatenate([ir_errors(H, p.ir_pts[perms[p.order]], p.vis_pts) for p in kept])
+    calib = Calibration(H, ir_size=ir_size, vis_size=vis_size, ir_lens=ir_lens, vis_lens=vis_lens)
+    # the reported error goes through the same model the Aligner applies (vis_to_ir)
+    err = np.concatenate(
+        [np.linalg.norm(vis_to_ir(calib, p.vis_pts)[0] - p.ir_pts[perms[p.order]], axis=1) for p in kept]
+    )
     overall = float(np.sqrt(np.mean(err**2)))
     table = Table(title=f"checkerboard {pattern[0]}x{pattern[1]}: reprojection error in IR pixels")
     for col in ("pair", "IR", "visible", "order", "RMS", "max", "status"):
@@ -96,14 +114,30 @@ def cmd_checkerboard(args: argparse.Namespace, console: Console) -> int:
     console.print(table)
     if unpaired:
         console.print(f"unpaired files (ignored): {', '.join(unpaired)}")
+    for p in results:
+        if p.rejected:
+            console.print(f"rejected {p.name}: {p.rejected}")
+    off_plane = sum(bool(p.rejected) and "not found" not in p.rejected for p in results)
+    if off_plane > len(results) // 4:
+        warning(
+            console,
+            f"{off_plane} of {len(results)} pairs are off the common plane: a homography holds for one "
+            "distance, this one for the kept boards'; take the shots at the distance you care about "
+            "(calibration/README.md, 'Limits of a homography')",
+        )
+    model = " + ".join(
+        [n for n, lens in (("IR lens", ir_lens), ("visible lens", vis_lens)) if lens] + ["homography"]
+    )
     console.print(
         f"overall RMS {overall:.3f} IR px over {len(kept)} of {len(results)} pairs "
-        f"({len(err)} corners; max {err.max():.2f} px)"
+        f"({len(err)} corners; max {err.max():.2f} px; model: {model})"
     )
     calib = Calibration(
         H,
-        ir_size=next(iter(sizes["IR"])),
-        vis_size=next(iter(sizes["visible"])),
+        ir_size=ir_size,
+        vis_size=vis_size,
+        ir_lens=ir_lens,
+        vis_lens=vis_lens,
         method="checkerboard",
         errors={
             "unit": "IR pixels",
@@ -113,6 +147,9 @@ def cmd_checkerboard(args: argparse.Namespace, console: Console) -> int:
             "pairs_total": len(results),
             "per_pair_rms": {p.name: round(p.rms, 4) for p in results if np.isfinite(p.rms)},
             "rejected": {p.name: p.rejected for p in results if p.rejected},
+            "model": model,
+            **{f"{cam.lower()}_lens": fit.message for cam, fit in fits.items()},
+            **{f"{cam.lower()}_lens_rms": round(fit.rms, 4) for cam, fit in fits.items() if fit.lens},
         },
         date=_dt.date.today().isoformat(),
         notes=f"pattern {pattern[0]}x{pattern[1]} inner corners; IR dir {args.ir}, visible dir {args.vis}",
@@ -245,7 +282,9 @@ def add_parser(sub: argparse._SubParsersAction, size_arg) -> None:
         help="heated checkerboard seen by both cameras (folders of paired shots)",
         description="Detects the board in every pair (gray, inverted, CLAHE and per-channel variants; "
         "small thermal images upscaled), resolves the board's 180 deg corner-order ambiguity, fits "
-        "one homography and reports the reprojection error of every pair in IR pixels.",
+        "the IR lens (intrinsics + distortion) and one homography between the undistorted corners, "
+        "rejects pairs off the common plane by a robust rule (each with its reason) and reports the "
+        "reprojection error of every pair in IR pixels.",
     )
     q.add_argument("--ir", type=Path, required=True, help="folder of IR shots")
     q.add_argument(
@@ -256,7 +295,15 @@ def add_parser(sub: argparse._SubParsersAction, size_arg) -> None:
         "--max-error",
         type=float,
         metavar="PX",
-        help="reject pairs whose RMS exceeds PX IR pixels (default: 2.5x the median pair RMS, >= 1 px)",
+        help="reject pairs whose RMS exceeds PX IR pixels (default: a robust rule, median + "
+        f"{cb.REJECT_K:g} x MAD of the pairs that agree best, >= {cb.REJECT_FLOOR:g} px)",
+    )
+    q.add_argument(
+        "--lens",
+        choices=("ir", "both", "none"),
+        default="ir",
+        help="lens models fitted from the boards (intrinsics + distortion) and applied before the "
+        "homography: ir (default), both cameras, or none (homography only)",
     )
     common(q)
     q.set_defaults(calib_func=cmd_checkerboard)
