@@ -137,16 +137,23 @@ def _side(stem: str) -> str | None:
     return None
 
 
-def _scan_folder(root: Path, out_dir: Path, ext: str) -> tuple[list[Job], list[str]]:
-    jobs: list[Job] = []
-    notes: list[str] = []
+def _walk(root: Path, out_dir: Path):
+    """``(folder, its subfolder names)`` under ``root`` in sorted order, without ``out_dir``'s tree: the
+    outputs of an earlier run are never read as inputs. The caller may prune the names in place."""
     out_res = out_dir.resolve()
     for folder, subdirs, _ in os.walk(root):
         here = Path(folder)
         subdirs.sort()
         if here.resolve() == out_res or out_res in here.resolve().parents:
-            subdirs.clear()  # never read the outputs of an earlier run as inputs
+            subdirs.clear()
             continue
+        yield here, subdirs
+
+
+def _scan_folder(root: Path, out_dir: Path, ext: str) -> tuple[list[Job], list[str]]:
+    jobs: list[Job] = []
+    notes: list[str] = []
+    for here, subdirs in _walk(root, out_dir):
         rel = here.relative_to(root)
         # vis/ and ir/ siblings: one pair per equal stem (pair_stems' rule for two folders)
         lower = {d.lower(): d for d in subdirs}
@@ -197,13 +204,7 @@ def _scan_pattern(
     root: Path, out_dir: Path, ext: str, pattern: tuple[re.Pattern[str], re.Pattern[str]]
 ) -> tuple[list[Job], list[str]]:
     sides: list[dict[str, list[Path]]] = [{}, {}]
-    out_res = out_dir.resolve()
-    for folder, subdirs, _ in os.walk(root):
-        here = Path(folder)
-        subdirs.sort()
-        if here.resolve() == out_res or out_res in here.resolve().parents:
-            subdirs.clear()  # never read the outputs of an earlier run as inputs
-            continue
+    for here, _ in _walk(root, out_dir):
         for p in _videos(here):
             rel = p.relative_to(root).as_posix()
             for side, rx in zip(sides, pattern):
