@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rtfuse import cpu
 from rtfuse.atomic import lock_partial, partial_path, write_atomic
 from rtfuse.errors import InputError, RtfuseError
 from rtfuse.paths import check_writable_folder, refuse_overwrite
@@ -318,14 +319,6 @@ def finished_row(job: Job) -> Row | None:
 _FUSERS: dict[tuple[str, str | None], Any] = {}  # one loaded fuser per worker and backend
 
 
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity, e.g. a container's share), at least 1."""
-    try:
-        return max(len(os.sched_getaffinity(0)), 1)
-    except (AttributeError, OSError):  # no affinity on macOS and Windows
-        return os.cpu_count() or 1
-
-
 def codec_threads_for(workers: int, cores: int | None = None) -> int:
     """Threads for each codec of a worker (two decoders and one encoder; fusion has one Numba thread).
 
@@ -340,7 +333,7 @@ def codec_threads_for(workers: int, cores: int | None = None) -> int:
     """
     from rtfuse.runner import CODEC_THREADS
 
-    cores = cores or available_cores()
+    cores = cores or cpu.available_cores()
     if workers <= 1:
         return CODEC_THREADS
     share = cores // workers

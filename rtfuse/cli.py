@@ -160,7 +160,8 @@ def _fuse_videos(args: argparse.Namespace) -> int:
 def cmd_batch(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from rtfuse.batch import available_cores, check_out_dir, find_jobs, run_batch, write_report
+    from rtfuse.batch import check_out_dir, find_jobs, run_batch, write_report
+    from rtfuse.cpu import available_cores
 
     if args.ray is not None:
         from rtfuse.batch import import_ray

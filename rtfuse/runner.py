@@ -197,10 +197,10 @@ def codec_threads(args: argparse.Namespace) -> int:
 def kernel_threads(args: argparse.Namespace) -> int:
     """Numba threads of the fusion kernels for a video output: ``--kernel-threads``, or with 0 or
     none given one per :data:`KERNEL_CORE_SHARE` cores of this process, at least 1."""
-    from rtfuse.batch import available_cores
+    from rtfuse import cpu
 
     n = getattr(args, "kernel_threads", None) or 0
-    return n if n > 0 else max(1, available_cores() // KERNEL_CORE_SHARE)
+    return n if n > 0 else max(1, cpu.available_cores() // KERNEL_CORE_SHARE)
 
 
 def video_sink(path: Path, args: argparse.Namespace, console: Console | None = None) -> Sink:

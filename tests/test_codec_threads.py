@@ -133,11 +133,11 @@ def test_one_batch_worker_uses_the_fuse_default(cores):
 
 
 def test_batch_worker_options(monkeypatch):
-    monkeypatch.setattr("rtfuse.batch.available_cores", lambda: 2)
+    monkeypatch.setattr("rtfuse.cpu.available_cores", lambda: 2)
     assert worker_options({"crf": 20}, 2)["codec_threads"] == 1
     assert worker_options({"codec_threads": None}, 2)["codec_threads"] == 1
     assert worker_options({"codec_threads": 0}, 2)["codec_threads"] == 0  # the user's choice stands
-    monkeypatch.setattr("rtfuse.batch.available_cores", lambda: 64)
+    monkeypatch.setattr("rtfuse.cpu.available_cores", lambda: 64)
     assert worker_options({}, 4)["codec_threads"] == 8
     assert worker_options({}, 4, "local")["codec_threads"] == 8  # a local Ray with 4 CPUs
     assert worker_options({}, 1)["codec_threads"] == CODEC_THREADS
@@ -163,7 +163,7 @@ def test_cli_codec_threads(tmp_path):
 
 @pytest.mark.parametrize(("given", "cores", "expected"), [(None, 2, 1), (0, 2, 1), (0, 16, 4), (3, 2, 3)])
 def test_kernel_threads_for_a_video_output(monkeypatch, given, cores, expected):
-    monkeypatch.setattr("rtfuse.batch.available_cores", lambda: cores)
+    monkeypatch.setattr("rtfuse.cpu.available_cores", lambda: cores)
     assert kernel_threads(argparse.Namespace(kernel_threads=given)) == expected
     if given is None:
         assert kernel_threads(argparse.Namespace()) == expected  # commands without the option

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from rtfuse.color import LUMA_B, LUMA_G, LUMA_R
+from rtfuse.cpu import available_cores
 from rtfuse.errors import InputError
 from rtfuse.fusion.validate import check_pair
 
@@ -29,14 +30,6 @@ OUTPUT = "fused_y"
 OPSET = 18
 _MADE_BY = "make one with `rtfuse export onnx`"
 _LUMA = np.array([LUMA_B, LUMA_G, LUMA_R], np.float32)  # BGR order, as rtfuse.color.luma_nchw
-
-
-def cores() -> int:
-    """CPU cores this process may run on (the affinity mask, not the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 class OnnxFuser:
@@ -66,7 +59,7 @@ class OnnxFuser:
         if not self.path.is_file():
             what = "is not a file" if self.path.exists() else "does not exist"
             raise InputError(f"ONNX network {self.path} {what}; {_MADE_BY}")
-        self.threads = threads or cores()
+        self.threads = threads or available_cores()
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.intra_op_num_threads = self.threads
