@@ -63,13 +63,15 @@ def luma_u8(vis: np.ndarray) -> np.ndarray:
     return _luma_u8_numpy(vis)
 
 
-def replace_luma(vis: np.ndarray, luma: np.ndarray, new_luma: np.ndarray) -> np.ndarray:
+def replace_luma(vis: np.ndarray, luma: np.ndarray, new_luma: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """BGR uint8 (H, W, 3) with its luma ``luma`` (H, W) replaced by ``new_luma`` (float), chroma kept.
 
-    ``clip(vis + round(Y' - Y))``, in int16 to avoid uint8 wrap-around.
+    ``clip(vis + round((Y' - Y) * scale))``; ``scale`` 255 takes lumas in [0, 1] (the networks').
+    The difference is rounded to int16 and added by OpenCV's saturating add: the same integers as
+    int16 arithmetic on all three channels, several times faster.
     """
-    d = np.rint(new_luma - luma).astype(np.int16)
-    return np.clip(vis.astype(np.int16) + d[..., None], 0, 255).astype(np.uint8)
+    d = np.rint((new_luma - luma) * scale).astype(np.int16)
+    return cv2.add(vis, cv2.merge([d, d, d]), dtype=cv2.CV_8U)
 
 
 def luma_nchw(bgr: Tensor) -> Tensor:

@@ -59,11 +59,14 @@ def test_any_size_and_the_output_contract(rng, h, w):
 
 def test_fast_colour_rule_is_replace_luma(rng):
     from rtfuse.color import replace_luma
-    from rtfuse.fusion.onnxnet import replace_luma_fast
 
     vis, _ = random_pair(rng, 67, 91)
     y, fused = (rng.random((67, 91), dtype=np.float32) for _ in range(2))
-    assert np.array_equal(replace_luma_fast(vis, y, fused), replace_luma(vis, 255 * y, 255 * fused))
+    # the saturating OpenCV add gives the integers of int16 arithmetic on every channel
+    d = np.rint((fused - y) * np.float32(255.0)).astype(np.int16)
+    want = np.clip(vis.astype(np.int16) + d[..., None], 0, 255).astype(np.uint8)
+    assert np.array_equal(replace_luma(vis, y, fused, 255.0), want)
+    assert np.array_equal(replace_luma(vis, 255 * y, 255 * fused), replace_luma(vis, y, fused, 255.0))
 
 
 # --- which engine ------------------------------------------------------------------------------------
