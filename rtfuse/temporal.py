@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from rtfuse.color import luma_fixed
+from rtfuse.fusion.kernels import _luma, apply_luma, steady_row
 
 LO = 8.0  # levels: changes up to this are treated as noise and averaged (weight KMIN)
 HI = 24.0  # levels: changes from this on pass unfiltered
@@ -33,48 +33,29 @@ KMIN = 0.2  # weight of the new frame for noise-sized changes (about 1 / KMIN fr
 CUT = 0.5  # share of sampled visible pixels changed by more than LO that marks a scene cut (or a pan)
 _SAMPLE = 8  # scene-cut test on every 8th row and column of the visible frame: 1/64 of the pixels
 
-_luma_fixed = njit(inline="always")(luma_fixed)
-
 
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
-def _filter(out, state, lo, hi, kmin):
-    """In place: ``state`` uint16 (H, W) Q8.8 <- the filtered luma; ``out`` uint8 (H, W, 3) BGR gets
-    the difference between the filtered and its own luma added to each channel (clipped).
-
-    Per row in three passes that vectorise (luma, state update, BGR update), as the LUT kernels do.
-    """
+def _pass(out, state, mode, steady):
+    """In place, after a fuser that does not filter: ``mode`` 1 restarts ``state`` (uint16 (H, W) Q8.8)
+    from the luma of ``out`` (uint8 (H, W, 3) BGR), 2 filters it and moves the luma of ``out`` to the
+    result, adding the difference to each channel (clipped). The kernels' own row steps
+    (:func:`rtfuse.fusion.kernels.steady_row`), on the luma of the fused frame instead of the
+    luma before rounding."""
     h, w = state.shape
     flat = out.reshape(h, 3 * w)
-    slope = (np.float32(1.0) - kmin) / (hi - lo)
-    span = hi - lo
     for y in prange(h):
         orow = flat[y]
-        srow = state[y]
         lum = np.empty(w, np.int32)
-        dd = np.empty(3 * w, np.int32)
+        fv = np.empty(w, np.float32)
         for x in range(w):
-            lum[x] = _luma_fixed(np.int32(orow[3 * x]), np.int32(orow[3 * x + 1]), np.int32(orow[3 * x + 2]))
-        for x in range(w):
-            s = np.float32(srow[x]) * np.float32(1.0 / 256.0)
-            d = np.float32(lum[x]) - s
-            s = s + (kmin + min(max(abs(d) - lo, np.float32(0.0)), span) * slope) * d
-            srow[x] = np.uint16(s * np.float32(256.0) + np.float32(0.5))
-            d = np.int32(s + np.float32(0.5)) - lum[x]
-            dd[3 * x] = d
-            dd[3 * x + 1] = d
-            dd[3 * x + 2] = d
-        for i in range(3 * w):
-            orow[i] = min(max(np.int32(orow[i]) + dd[i], 0), 255)
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _start(out, state):
-    """``state`` <- the luma of ``out`` in Q8.8 (a stream's first frame, or the first after a cut)."""
-    h, w = state.shape
-    for y in prange(h):
-        for x in range(w):
-            lum = _luma_fixed(np.int32(out[y, x, 0]), np.int32(out[y, x, 1]), np.int32(out[y, x, 2]))
-            state[y, x] = np.uint16(lum * 256)
+            lum[x] = _luma(orow[3 * x], orow[3 * x + 1], orow[3 * x + 2])
+            fv[x] = np.float32(lum[x])
+        steady_row(fv, state[y], mode, steady)
+        if mode == 2:
+            dy = np.empty(w, np.int32)
+            for x in range(w):
+                dy[x] = np.int32(fv[x] + np.float32(0.5)) - lum[x]
+            apply_luma(orow, dy, orow)
 
 
 @njit(cache=True, nogil=True)
@@ -85,11 +66,7 @@ def _changed_share(vis, sample, level, step):
     big = 0
     for y in range(sample.shape[0]):
         for x in range(sample.shape[1]):
-            lum = _luma_fixed(
-                np.int32(vis[y * step, x * step, 0]),
-                np.int32(vis[y * step, x * step, 1]),
-                np.int32(vis[y * step, x * step, 2]),
-            )
+            lum = _luma(vis[y * step, x * step, 0], vis[y * step, x * step, 1], vis[y * step, x * step, 2])
             if abs(lum - sample[y, x]) > level:
                 big += 1
             sample[y, x] = lum
@@ -142,11 +119,7 @@ class TemporalFilter:
         if vis.shape[:2] != fused.shape[:2]:
             raise ValueError(f"visible frame {vis.shape} and fused frame {fused.shape} differ in size")
         state, mode = self.begin(vis)
-        if mode == 1:
-            _start(fused, state)
-        else:
-            lo, hi, kmin = self.params
-            _filter(fused, state, lo, hi, kmin)
+        _pass(fused, state, mode, self.params)
         return fused
 
     def reset(self) -> None:

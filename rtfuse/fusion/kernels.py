@@ -214,7 +214,7 @@ def _lerp_packed(q, wk):
 
 
 @njit(inline="always")
-def _apply_luma(vrow, dy, orow):
+def apply_luma(vrow, dy, orow):
     """BGR out = clip(BGR in + dY): the visible chroma is kept, only luma changes."""
     for x in range(dy.shape[0]):
         d = dy[x]
@@ -252,8 +252,6 @@ def fuse_lut3d(vis, ir, ctx, table, pairs, ir_scale, ir_lo, out, state, mode, st
     imax = np.float32(ni - 1)
     s_ir = np.uint64(nc)  # unsigned offsets: Numba then emits no negative-index wrap-around code
     inv = np.float32(1.0 / 256.0)
-    lo, span, kmin = steady[0], steady[1] - steady[0], steady[2]
-    slope = (np.float32(1.0) - kmin) / span
     nbands = (h + _BAND - 1) // _BAND
     for band in prange(nbands):
         crow = np.empty(wc, np.float32)
@@ -284,18 +282,21 @@ def fuse_lut3d(vis, ir, ctx, table, pairs, ir_scale, ir_lo, out, state, mode, st
                 a = _lerp_packed(q0[x], wkb[x])
                 fv[x] = (a + (_lerp_packed(q1[x], wkb[x]) - a) * wib[x]) * inv
             if mode != 0:
-                _steady_row(fv, state[y], mode, lo, span, kmin, slope)
+                steady_row(fv, state[y], mode, steady)
             for x in range(w):
                 dy[x] = np.int32(fv[x] + np.float32(0.5)) - lum[x]
-            _apply_luma(vrow, dy, out2[y])
+            apply_luma(vrow, dy, out2[y])
 
 
 @njit(inline="always")
-def _steady_row(fv, srow, mode, lo, span, kmin, slope):
-    """The stream's temporal filter on one row of fused luma ``fv`` (:mod:`rtfuse.temporal`):
-    ``mode`` 1 restarts (``srow`` <- fv), 2 filters (``srow`` moves towards ``fv`` by a share that
-    grows with the change, and ``fv`` takes the result). A loop of its own, so that it and the
+def steady_row(fv, srow, mode, steady):
+    """The stream's temporal filter on one row of fused luma ``fv`` (:mod:`rtfuse.temporal`), the one
+    definition its separate pass uses too: ``mode`` 1 restarts (``srow`` <- fv), 2 filters (``srow``
+    moves towards ``fv`` by a share that grows with the change, and ``fv`` takes the result).
+    ``srow`` uint16 Q8.8, ``steady`` float32 (LO, HI, KMIN). A loop of its own, so that it and the
     interpolation before it both vectorise."""
+    lo, span, kmin = steady[0], steady[1] - steady[0], steady[2]
+    slope = (np.float32(1.0) - kmin) / span
     if mode == 1:
         for x in range(fv.shape[0]):
             srow[x] = np.uint16(fv[x] * np.float32(256.0) + np.float32(0.5))
@@ -365,8 +366,6 @@ def fuse_lut4d(
     s_g = np.uint64(nc)  # unsigned offsets: Numba then emits no negative-index wrap-around code
     s_ir = np.uint64(ng * nc)
     inv = np.float32(1.0 / 256.0)
-    lo, span, kmin = steady[0], steady[1] - steady[0], steady[2]
-    slope = (np.float32(1.0) - kmin) / span
     nbands = (h + _BAND - 1) // _BAND
     for band in prange(nbands):
         ya = band * _BAND
@@ -431,7 +430,7 @@ def fuse_lut4d(
                 b = b + (_lerp_packed(q3[x], wk) - b) * wj
                 fv[x] = (a + (b - a) * wib[x]) * inv
             if mode != 0:
-                _steady_row(fv, state[y], mode, lo, span, kmin, slope)
+                steady_row(fv, state[y], mode, steady)
             for x in range(w):
                 dy[x] = np.int32(fv[x] + np.float32(0.5)) - mid[x + 1]
-            _apply_luma(vis2[y], dy, out2[y])
+            apply_luma(vis2[y], dy, out2[y])
