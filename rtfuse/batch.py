@@ -448,20 +448,10 @@ def _video_metrics(job: Job, args: Any) -> dict[str, float]:
     """Motion-compensated flicker (absolute and as a ratio to max(Y, IR)) and flowD of the output,
     on the pairs read again as the fusion read them (docs/flicker.md)."""
     from rtfuse.evaluate import evaluate_video
-    from rtfuse.runner import make_stage
+    from rtfuse.runner import clip_options, make_stage
 
-    tol = args.tolerance_ms / 1e3 if args.tolerance_ms is not None else None
-    rows = evaluate_video(
-        job.vis,
-        job.ir,
-        {"fused": make_stage(args, None, resize_ir=False)},
-        fused=job.out,
-        vis_fps=args.vis_fps,
-        ir_fps=args.ir_fps,
-        tolerance=tol,
-        ir_offset=args.ir_offset,
-        allow_truncated=args.allow_truncated,
-    )
+    stages = {"fused": make_stage(args, None, resize_ir=False)}
+    rows = evaluate_video(job.vis, job.ir, stages, fused=job.out, **clip_options(args))
     r = rows["fused"]
     return {k: round(float(r[k]), 4) for k in ("flicker", "flicker_ratio", "flowD")}
 

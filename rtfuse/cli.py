@@ -614,7 +614,7 @@ def _eval_video(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from rtfuse.evaluate import VIDEO_COLUMNS, evaluate_video, video_table, write
-    from rtfuse.runner import make_stage
+    from rtfuse.runner import clip_options, make_stage
 
     if args.reference is not None or args.split != "all" or args.per_image:
         raise RtfuseError("--reference, --split and --per-image are for still pairs, not --video")
@@ -641,12 +641,8 @@ def _eval_video(args: argparse.Namespace) -> int:
             stages,
             fused=args.fused,
             frames=args.frames,
-            vis_fps=args.vis_fps,
-            ir_fps=args.ir_fps,
-            tolerance=args.tolerance_ms / 1e3 if args.tolerance_ms is not None else None,
-            ir_offset=args.ir_offset,
-            allow_truncated=args.allow_truncated,
             progress=progress,
+            **clip_options(args),
         )
     kept = next(iter(rows.values()))["kept"]
     out = Console(highlight=False, markup=False, emoji=False, width=200)

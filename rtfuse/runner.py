@@ -215,6 +215,20 @@ def video_sink(path: Path, args: argparse.Namespace, console: Console | None = N
     return sink
 
 
+def clip_options(args: argparse.Namespace) -> dict:
+    """How two clips are read and paired, from the source options (defaults for commands without
+    them): the keyword arguments of :func:`rtfuse.evaluate.evaluate_video`, which :func:`build`
+    reads the same way. ``tolerance`` is in seconds."""
+    src = {k: getattr(args, k, v) for k, v in SOURCE_DEFAULTS.items()}
+    return {
+        "vis_fps": src["vis_fps"],
+        "ir_fps": src["ir_fps"],
+        "tolerance": src["tolerance_ms"] / 1e3 if src["tolerance_ms"] is not None else None,
+        "ir_offset": src["ir_offset"],
+        "allow_truncated": src["allow_truncated"],
+    }
+
+
 def build(
     args: argparse.Namespace,
     vis_spec: str,
@@ -245,14 +259,14 @@ def build(
     ir = open_source(
         ir_spec, "ir", fps=src["ir_fps"], camera_size=cam["ir_size"], fourcc=cam["ir_fourcc"], **common
     )
-    tol = src["tolerance_ms"] / 1e3 if src["tolerance_ms"] is not None else None
+    clip = clip_options(args)
     return Pipeline(
         vis,
         ir,
         make_stage(args, fuser),
         sinks,
-        tolerance=tol,
-        ir_offset=src["ir_offset"],
+        tolerance=clip["tolerance"],
+        ir_offset=clip["ir_offset"],
         max_frames=getattr(args, "max_frames", None),
         on_frame=on_frame,
         hold=cam["ir_hold"],
