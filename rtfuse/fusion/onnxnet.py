@@ -52,7 +52,7 @@ class OnnxFuser:
             import onnxruntime as ort
         except ModuleNotFoundError:
             raise InputError(
-                f"the {name} backend on ONNX Runtime needs it: pip install 'rtfuse[onnx]'"
+                f"the {name} backend on the onnx engine needs ONNX Runtime: pip install 'rtfuse[onnx]'"
             ) from None
         self.path, self.name = Path(path), name
         if not self.path.is_file():

@@ -98,11 +98,7 @@ def _net_fuser(backend: str, path: str | os.PathLike | None, options: dict) -> F
             raise InputError(
                 f"the onnx engine runs on the CPU; device {device!r} needs engine='torch' and a .pt"
             )
-        if importlib.util.find_spec("onnxruntime") is None:
-            raise InputError(
-                f"the {backend} backend on the onnx engine needs ONNX Runtime: pip install 'rtfuse[onnx]'"
-            )
-        from rtfuse.fusion.onnxnet import OnnxFuser
+        from rtfuse.fusion.onnxnet import OnnxFuser  # says what to install when ONNX Runtime is missing
 
         file = Path(path) if path is not None else WEIGHTS_DIR / SHIPPED_ONNX[backend]
         return OnnxFuser(file, name=backend, prompt=options.get("prompt"))
