@@ -320,6 +320,12 @@ class Pipeline:
                 elif not self._put(self._q_out, item, clock):
                     break
                 n += 1
+        except PipelineError as e:
+            # A stop that lands before a stream's first frame ends that stream empty: the pairer's
+            # "delivered no frames" is then the stop's doing (or follows a source's error, already
+            # recorded), not an error of its own.
+            if not (step == "pairing" and self._finish.is_set()):
+                self._fail(step, e)
         except BaseException as e:  # noqa: BLE001
             self._fail(step, e)
         finally:

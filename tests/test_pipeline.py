@@ -266,6 +266,23 @@ def test_image_folder_sources_with_fps(tmp_path):
     assert pipe.pairing.ir_unused == 0
 
 
+def test_a_stop_before_any_frame_is_a_stop_not_a_pairing_error(clips):
+    """A stop that lands before the IR's first frame (the pipeline's finish event, as a Ctrl-C sets
+    it) leaves that stream empty: the run ends as stopped, not with "the IR stream delivered no
+    frames" (which an empty stream without a stop still gets: tests/test_sync.py)."""
+    ir = open_source(str(clips["ir30"]), "ir")
+    pipe = Pipeline(open_source(str(clips["vis"]), "vis"), ir, rtfuse.load_fuser("lut"), [NullSink()])
+
+    def stopped_before_the_first_frame():
+        pipe._finish.set()  # the signal lands while the IR reader waits for its first frame
+        return
+        yield
+
+    ir.frames = stopped_before_the_first_frame
+    pipe.run()
+    assert pipe.stats.frames_out == 0 and pipe.pairing.stopped_early and pipe.pairing.ir_seen == 0
+
+
 def test_ctrl_c_finalises_the_output(tmp_path):
     out = tmp_path / "live.mp4"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
