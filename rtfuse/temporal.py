@@ -5,7 +5,7 @@ than in its sources (``docs/flicker.md``: the default ``lut`` flickers 34-70 % m
 The filter keeps one state per stream, the filtered fused luma ``S``, and per pixel moves it towards
 the new fused luma ``Y'`` by a share that grows with the change:
 
-    d = Y' - S;   k = KMIN for |d| <= LO, 1 for |d| >= HI, linear between;   S <- S + k d
+    d = Y' - S;   k = KMIN for |d| <= LO, 1 for |d| >= HI, linear between;   S <- round(S + k d)
 
 A small change (sensor and compression noise) is averaged over a few frames; a large one (motion, a
 new object, light switched on) passes at once, so there is no second frame of latency and no trail
@@ -25,21 +25,21 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from rtfuse.fusion.kernels import _luma, apply_luma, steady_row
+from rtfuse.fusion.kernels import _luma, apply_luma, delta_row
 
 LO = 8.0  # levels: changes up to this are treated as noise and averaged (weight KMIN)
 HI = 24.0  # levels: changes from this on pass unfiltered
 KMIN = 0.2  # weight of the new frame for noise-sized changes (about 1 / KMIN frames of averaging)
 CUT = 0.5  # share of sampled visible pixels changed by more than LO that marks a scene cut (or a pan)
-_SAMPLE = 8  # scene-cut test on every 8th row and column of the visible frame: 1/64 of the pixels
+_SAMPLE = 16  # scene-cut test on every 16th row and column of the visible frame: 1/256 of the pixels
 
 
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _pass(out, state, mode, steady):
-    """In place, after a fuser that does not filter: ``mode`` 1 restarts ``state`` (uint16 (H, W) Q8.8)
+    """In place, after a fuser that does not filter: ``mode`` 1 restarts ``state`` (uint8 (H, W))
     from the luma of ``out`` (uint8 (H, W, 3) BGR), 2 filters it and moves the luma of ``out`` to the
-    result, adding the difference to each channel (clipped). The kernels' own row steps
-    (:func:`rtfuse.fusion.kernels.steady_row`), on the luma of the fused frame instead of the
+    result, adding the difference to each channel (clipped). The kernels' own row step
+    (:func:`rtfuse.fusion.kernels.delta_row`), on the luma of the fused frame instead of the
     luma before rounding."""
     h, w = state.shape
     flat = out.reshape(h, 3 * w)
@@ -50,11 +50,9 @@ def _pass(out, state, mode, steady):
         for x in range(w):
             lum[x] = _luma(orow[3 * x], orow[3 * x + 1], orow[3 * x + 2])
             fv[x] = np.float32(lum[x])
-        steady_row(fv, state[y], mode, steady)
+        dy = np.empty(w, np.int32)
+        delta_row(fv, lum, 0, dy, state[y], mode, steady)
         if mode == 2:
-            dy = np.empty(w, np.int32)
-            for x in range(w):
-                dy[x] = np.int32(fv[x] + np.float32(0.5)) - lum[x]
             apply_luma(orow, dy, orow)
 
 
@@ -97,13 +95,15 @@ class TemporalFilter:
         self._sample: np.ndarray | None = None
 
     def begin(self, vis: np.ndarray) -> tuple[np.ndarray, int]:
-        """``(state, mode)`` for the frame fused from ``vis``: the uint16 (H, W) filtered luma in Q8.8
-        (half the memory traffic of float32; 1/256 level is far below the filter's steps) and 1 to
-        restart it (first frame, new size, scene cut) or 2 to filter."""
+        """``(state, mode)`` for the frame fused from ``vis``: the uint8 (H, W) filtered luma and 1 to
+        restart it (first frame, new size, scene cut) or 2 to filter. An integer state, as the
+        output is: reading and writing it is most of the filter's cost (2 MB each way at 1080p, half
+        of a Q8.8 state), and its dead band (a step under half a level is not taken) only holds a
+        still pixel where it is."""
         h, w = vis.shape[:2]
         mode = 2
         if self._state is None or self._state.shape != (h, w):
-            self._state = np.empty((h, w), np.uint16)
+            self._state = np.empty((h, w), np.uint8)
             self._sample = np.empty(((h + _SAMPLE - 1) // _SAMPLE, (w + _SAMPLE - 1) // _SAMPLE), np.int32)
             mode = 1
         if _changed_share(vis, self._sample, self.params[0], _SAMPLE) > self.cut and mode == 2:

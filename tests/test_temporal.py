@@ -28,7 +28,8 @@ def _noisy(img: np.ndarray, rng: np.random.Generator, sigma: float = 3.0) -> np.
 
 
 def _reference(frames: list[np.ndarray]) -> list[np.ndarray]:
-    """The filter in float64 numpy (no scene cut in these frames)."""
+    """The filter in numpy (no scene cut in these frames): an integer (uint8) state, each step
+    rounded, as the kernels keep it."""
 
     def y(f):
         f = f.astype(np.int64)
@@ -40,8 +41,8 @@ def _reference(frames: list[np.ndarray]) -> list[np.ndarray]:
         lum = y(f)
         d = lum - state
         k = np.clip((np.abs(d) - LO) / (HI - LO), 0, 1) * (1 - KMIN) + KMIN
-        state = state + k * d
-        dd = np.floor(state + 0.5).astype(np.int64) - lum
+        state = np.floor(state + k * d + 0.5)
+        dd = state.astype(np.int64) - lum
         out.append(np.clip(f.astype(np.int64) + dd[..., None], 0, 255).astype(np.uint8))
     return out
 
@@ -91,8 +92,9 @@ def test_the_lut_kernels_filter_as_the_separate_pass_does(backend):
         a, b = inside(v, i)[0].astype(int), apart(v, i)[0].astype(int)
         if t == 0:
             assert np.array_equal(a, b)
-        # the kernel filters the luma before rounding, the pass the luma of the rounded output
-        assert np.abs(a - b).max() <= 2 and np.abs(a - b).mean() < 0.3
+        # the kernel filters the luma before rounding, the pass the luma of the rounded output; the
+        # integer state's dead band (a step under half a level is not taken) can keep that apart
+        assert np.abs(a - b).max() <= 3 and np.abs(a - b).mean() < 0.15
 
 
 def test_motion_with_contrast_passes_in_the_same_frame():

@@ -32,7 +32,7 @@ from rtfuse.color import luma_fixed
 # Rows per parallel work item for kernels that keep a rolling row buffer.
 _BAND = 16
 # The fusion kernels' temporal-filter arguments (state, steady) when no filter runs (mode 0).
-NO_STATE = np.zeros((1, 1), np.uint16)
+NO_STATE = np.zeros((1, 1), np.uint8)
 NO_STEADY = np.array([0.0, 1.0, 1.0], np.float32)
 
 # The shared expression, compiled here; Numba freezes its module constants. The on-disk cache (cache=True)
@@ -235,8 +235,8 @@ def fuse_lut3d(vis, ir, ctx, table, pairs, ir_scale, ir_lo, out, state, mode, st
     pass computes luma, cell index and weights; a scalar pass only reads the 2 pairs (2 IR nodes
     x 2 context nodes); a vectorised pass interpolates; a last one adds dY to B, G and R.
 
-    A stream's temporal filter runs inside the interpolation pass (:mod:`rtfuse.temporal`):
-    ``state`` uint16 (H, W), the stream's filtered fused luma in Q8.8 (any (1, 1) array with ``mode`` 0),
+    A stream's temporal filter runs in the rounding pass (:func:`delta_row`, :mod:`rtfuse.temporal`):
+    ``state`` uint8 (H, W), the stream's filtered fused luma (any (1, 1) array with ``mode`` 0),
     ``mode`` 0 off, 1 restart, 2 filter, ``steady`` float32 (LO, HI, KMIN).
     """
     h, w = ir.shape
@@ -281,32 +281,34 @@ def fuse_lut3d(vis, ir, ctx, table, pairs, ir_scale, ir_lo, out, state, mode, st
             for x in range(w):
                 a = _lerp_packed(q0[x], wkb[x])
                 fv[x] = (a + (_lerp_packed(q1[x], wkb[x]) - a) * wib[x]) * inv
-            if mode != 0:
-                steady_row(fv, state[y], mode, steady)
-            for x in range(w):
-                dy[x] = np.int32(fv[x] + np.float32(0.5)) - lum[x]
+            delta_row(fv, lum, 0, dy, state[y], mode, steady)
             apply_luma(vrow, dy, out2[y])
 
 
 @njit(inline="always")
-def steady_row(fv, srow, mode, steady):
-    """The stream's temporal filter on one row of fused luma ``fv`` (:mod:`rtfuse.temporal`), the one
-    definition its separate pass uses too: ``mode`` 1 restarts (``srow`` <- fv), 2 filters (``srow``
-    moves towards ``fv`` by a share that grows with the change, and ``fv`` takes the result).
-    ``srow`` uint16 Q8.8, ``steady`` float32 (LO, HI, KMIN). A loop of its own, so that it and the
-    interpolation before it both vectorise."""
-    lo, span, kmin = steady[0], steady[1] - steady[0], steady[2]
-    slope = (np.float32(1.0) - kmin) / span
-    if mode == 1:
-        for x in range(fv.shape[0]):
-            srow[x] = np.uint16(fv[x] * np.float32(256.0) + np.float32(0.5))
-    else:
-        for x in range(fv.shape[0]):
-            s = np.float32(srow[x]) * np.float32(1.0 / 256.0)
+def delta_row(fv, lum, off, dy, srow, mode, steady):
+    """``dy[x]`` = the fused luma ``fv[x]`` rounded, minus ``lum[x + off]``, through the stream's
+    temporal filter (:mod:`rtfuse.temporal`), the one definition its separate pass uses too.
+    ``mode`` 0: no filter; 1: restart (``srow`` <- the rounded ``fv``); 2: filter (the output is
+    ``srow`` moved towards ``fv`` by a share that grows with the change, and ``srow`` keeps it).
+    ``srow`` uint8, ``steady`` float32 (LO, HI, KMIN). One loop per mode, so that each vectorises:
+    the filter then costs a few vector operations on top of the rounding that every frame does."""
+    if mode == 2:
+        lo, span, kmin = steady[0], steady[1] - steady[0], steady[2]
+        slope = (np.float32(1.0) - kmin) / span
+        for x in range(dy.shape[0]):
+            s = np.float32(np.int32(srow[x]))
             d = fv[x] - s
-            s = s + (kmin + min(max(abs(d) - lo, np.float32(0.0)), span) * slope) * d
-            srow[x] = np.uint16(s * np.float32(256.0) + np.float32(0.5))
-            fv[x] = s
+            k = kmin + min(max(abs(d) - lo, np.float32(0.0)), span) * slope
+            q = np.int32(s + k * d + np.float32(0.5))
+            srow[x] = np.uint8(q)
+            dy[x] = q - lum[x + off]
+    else:
+        for x in range(dy.shape[0]):
+            dy[x] = np.int32(fv[x] + np.float32(0.5)) - lum[x + off]
+        if mode == 1:
+            for x in range(dy.shape[0]):
+                srow[x] = np.uint8(dy[x] + lum[x + off])
 
 
 @njit(inline="always")
@@ -429,8 +431,5 @@ def fuse_lut4d(
                 b = _lerp_packed(q2[x], wk)
                 b = b + (_lerp_packed(q3[x], wk) - b) * wj
                 fv[x] = (a + (b - a) * wib[x]) * inv
-            if mode != 0:
-                steady_row(fv, state[y], mode, steady)
-            for x in range(w):
-                dy[x] = np.int32(fv[x] + np.float32(0.5)) - mid[x + 1]
+            delta_row(fv, mid, 1, dy, state[y], mode, steady)
             apply_luma(vis2[y], dy, out2[y])
