@@ -10,10 +10,12 @@ import os
 import sys
 
 from rtfuse import interrupt
+from rtfuse.heap import reuse_frame_memory
 
 
 def main() -> None:
     interrupt.install()
+    reuse_frame_memory()
     try:
         from rtfuse.cli import main as cli_main
 

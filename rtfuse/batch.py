@@ -27,6 +27,7 @@ from typing import Any
 from rtfuse import cpu
 from rtfuse.atomic import lock_partial, partial_path, write_atomic
 from rtfuse.errors import InputError, RtfuseError
+from rtfuse.heap import reuse_frame_memory
 from rtfuse.paths import check_writable_folder, refuse_overwrite
 from rtfuse.sync import IR_TAGS, VIS_TAGS, pair_stems
 
@@ -351,10 +352,12 @@ def worker_options(options: dict[str, Any], workers: int, ray_address: str | Non
 
 def init_worker() -> None:
     """Process-pool initializer: one Numba thread per worker (set before Numba is imported, so it
-    holds), and stop signals left to the parent, which ends the workers itself."""
+    holds), frame memory reused (:mod:`rtfuse.heap`), and stop signals left to the parent, which
+    ends the workers itself."""
     import signal
 
     os.environ["NUMBA_NUM_THREADS"] = "1"
+    reuse_frame_memory()
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, signal.SIG_IGN)
 
@@ -609,6 +612,7 @@ def _advance(progress: Any, row: Row) -> None:
 def _ray_task(job: Job, options: dict[str, Any], evaluate: bool) -> Row:
     """The Ray task: the same :func:`run_job`, in a Ray worker (which gets NUMBA_NUM_THREADS=1
     from its environment, see :func:`_on_ray`; Ray already keeps stop signals from its workers)."""
+    reuse_frame_memory()  # once per worker process would do; it costs microseconds
     return run_job(job, options, evaluate)
 
 
