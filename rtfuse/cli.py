@@ -70,7 +70,13 @@ def _load(backend: str, weights: Path | None, prompt: str | None = None):
         )
     if prompt is not None and backend != "teacher":
         raise RtfuseError(f"--prompt is read by the teacher backend only, not by {backend}")
-    return load_fuser(backend, path=weights, **({"prompt": prompt} if prompt is not None else {}))
+    fuser = load_fuser(backend, path=weights, **({"prompt": prompt} if prompt is not None else {}))
+    if getattr(fuser, "compiled", lambda: None)() is False:
+        console.print(
+            "compiling the fusion kernels for this CPU: the first run after installing rtfuse takes "
+            "10-30 s longer; later runs load them from Numba's cache"
+        )
+    return fuser
 
 
 def _fuser(args: argparse.Namespace):

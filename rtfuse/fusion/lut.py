@@ -64,6 +64,19 @@ class LutFuser:
     def from_file(cls, path: str | Path, name: str = "lut", device: str = "cpu") -> "LutFuser":
         return cls(load_lut(path), name=name, device=device)
 
+    def compiled(self) -> bool | None:
+        """Whether Numba's on-disk cache already holds machine code of this fuser's kernels for this
+        version of them: if not, the first call compiles them (10-30 s, once after installing or
+        upgrading rtfuse). None when it cannot tell (the CUDA device, or a Numba whose cache is laid
+        out otherwise: its private API is read here)."""
+        if self._cuda is not None:
+            return None
+        fuse = kernels.fuse_lut3d if self.model.kind == "3d" else kernels.fuse_lut4d
+        try:
+            return all(bool(k._cache._cache_file._load_index()) for k in (fuse, kernels.context_stats))
+        except Exception:  # Numba's private cache API moved: say nothing rather than fail a run
+            return None
+
     def context(self, vis: np.ndarray, ir: np.ndarray) -> np.ndarray:
         vis, ir = check_pair(vis, ir)
         with _LAUNCH:
