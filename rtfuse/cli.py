@@ -700,7 +700,7 @@ def _train_config(args: argparse.Namespace):
         degrade=args.degrade,
         ship=str(getattr(args, "ship", "") or ""),
         teacher=str(getattr(args, "teacher", "") or ""),
-        **{k: getattr(args, k) for k in ("w_feat", "w_out", "w_base") if hasattr(args, k)},
+        **{k: getattr(args, k) for k in ("w_feat", "w_out", "w_base", "teacher_input") if hasattr(args, k)},
     )
 
 
@@ -1190,6 +1190,14 @@ def _add_distill(sub) -> None:
         q.add_argument(
             flag, type=NON_NEGATIVE, default=default, help=f"weight of {what} (default {default:g})"
         )
+    q.add_argument(
+        "--teacher-input",
+        choices=("degraded", "clean"),
+        default="degraded",
+        help="what the teacher fuses when --degrade makes the student's input degraded: the same "
+        "degraded pair (DTPF, with its sentence; default) or the clean pair it was made from, so "
+        "the student learns to give on degraded input what the teacher gives on clean input",
+    )
     q.add_argument(
         "--ship",
         type=Path,

@@ -189,6 +189,44 @@ def test_student_ablation_trains_on_the_base_loss_alone(dataset, work, teacher_r
     assert code == 0 and checkpoint.load(out / "last.pt")["config"]["w_feat"] == 0.0
 
 
+@pytest.mark.parametrize("teacher_input", ["clean", "degraded"])
+def test_the_teacher_fuses_the_pair_its_input_names(dataset, work, monkeypatch, teacher_input):
+    """--teacher-input clean: the teacher fuses the crops before degradation (privileged targets),
+    the student the degraded ones; by default both fuse the degraded crops. Here "degraded" is an
+    all-white visible, which no real crop is."""
+    import rtfuse.training.train as train
+    from rtfuse.fusion.registry import WEIGHTS_DIR
+    from rtfuse.training.degrade import Degradation
+
+    seen: list[float] = []  # the smallest visible value of each batch the teacher fused
+    load_model = train.checkpoint.load_model
+
+    def recording(path, device="cpu"):
+        net, ck = load_model(path, device)
+        forward = net.forward
+
+        def record(y, ir, text=None):
+            seen.append(float(y.min()))
+            return forward(y, ir, text)
+
+        net.forward = record
+        return net, ck
+
+    def white(vis, ir, rng, p):
+        return torch.full_like(vis, 255), ir, [Degradation(vis_over=1.0)] * len(vis)
+
+    monkeypatch.setattr(train.checkpoint, "load_model", recording)
+    monkeypatch.setattr(train, "degrade_batch", white)
+    out = work / f"student_{teacher_input}"
+    code, _ = run_main(["distill", "student", *common(dataset), *DEGRADE, "--out", out, "--steps", "2",
+                        "--teacher", WEIGHTS_DIR / "student.pt", "--teacher-input", teacher_input])  # fmt: skip
+    assert code == 0 and len(seen) == 2
+    if teacher_input == "clean":
+        assert max(seen) < 1.0  # real crops, not the white "degraded" ones
+    else:
+        assert min(seen) == 1.0
+
+
 @pytest.fixture(scope="module")
 def lut_run(dataset, work, teacher_run):
     """A 4-D LUT fitted for 2 steps, then resumed to 3; ``args`` repeats the fit."""

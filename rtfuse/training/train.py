@@ -53,6 +53,7 @@ class TrainConfig:
     w_feat: float = 1.0
     w_out: float = 4.0
     w_base: float = 1.0
+    teacher_input: str = "degraded"  # or "clean": the teacher fuses the clean crops (privileged targets)
 
 
 # Cosine schedule floor (fraction of the peak rate) and warm-up steps, as the shipped networks were trained.
@@ -89,7 +90,10 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
         proj = torch.nn.ModuleList(
             torch.nn.Conv2d(net.widths[k], teacher.widths[k], 1) for k in (3, 2, 1)
         ).to(cfg.device)
-    texts = TextEncoder() if (net.film is not None or teacher is not None) else None
+    # Sentences are embedded for a network that reads them: a text-guided student or teacher, fed the
+    # degraded crops they describe.
+    reads_text = teacher is not None and teacher.film is not None and cfg.teacher_input == "degraded"
+    texts = TextEncoder() if (net.film is not None or reads_text) else None
     params = list(net.parameters()) + (list(proj.parameters()) if proj is not None else [])
     opt = torch.optim.Adam(params, lr=cfg.lr)
     sampler = CropSampler([p for root in cfg.data for p in load_pairs(root, "train")], cfg.crop, cfg.seed)
@@ -169,7 +173,10 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
                     loss = cfg.w_base * loss
                 else:
                     with torch.no_grad():
-                        t_out, t_feats = teacher(in_y, in_ir, text)
+                        if cfg.teacher_input == "clean":  # the pair before degradation, told "clean"
+                            t_out, t_feats = teacher(vis_y, ir, None)
+                        else:
+                            t_out, t_feats = teacher(in_y, in_ir, text)
                     s_feats = [p(f) for p, f in zip(proj, feats)]
                     loss = distill_loss(
                         loss, s_feats, t_feats, fused, t_out, cfg.w_base, cfg.w_feat, cfg.w_out
