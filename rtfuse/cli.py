@@ -186,6 +186,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     # The batch's own options, as `rtfuse fuse` would read them (sent to each task as plain values).
     keys = ("backend", "weights", "calib", "ir_agc", "clahe", "codec", "preset", "crf", "allow_truncated")
     keys += ("vis_fps", "ir_fps", "ir_offset", "tolerance_ms", "seed", "ir_clean", "codec_threads")
+    keys += ("vis_sharpen", "vis_sharpen_sigma")
     keys += ("video_metrics",)
     options = {k: getattr(args, k) for k in keys}
     _fuser(args)  # a missing checkpoint or an unreadable LUT: one line now, not one per pair

@@ -122,7 +122,8 @@ def evaluate_degraded(
     with ``fuser``, which makes its own reference.
 
     Qabf, VIF, SSIM and SF are of the degraded pair's fusion against the CLEAN sources, as the
-    stage prepared them (:mod:`rtfuse.metrics`). ``PSNR`` (colour, dB) is against the clean pair's
+    stage prepared them (:mod:`rtfuse.metrics`), except that the visible is taken as captured, not
+    as a ``vis_sharpen`` stage restored it. ``PSNR`` (colour, dB) is against the clean pair's
     fusion (inf when equal), ``SF_clean`` its SF, ``SF_ratio`` = SF / SF_clean (above 1: the fusion
     amplified the degradation; NaN when the clean fusion is flat). ``"mean"`` is the mean over the
     pairs of each column, ratios included. ``split`` as in :func:`evaluate_folder`.
@@ -158,13 +159,14 @@ def evaluate_degraded(
     rows: dict[str, dict[str, float]] = {}
     task = progress.add_task("evaluating", total=len(stems)) if progress else None
     for stem in stems:
+        raw_vis = read_image(vis_files[stem])
         if clean_stage is not None:  # two streams, each carrying its state from frame to frame
-            vis, ir = clean_stage.prepare(read_image(vis_files[stem]), read_image(ir_files[stem]))
+            vis, ir = clean_stage.prepare(raw_vis, read_image(ir_files[stem]))
             clean = clean_stage.fuse(vis, ir)
             fused = stage.fuse(*stage.prepare(read_image(deg_vis[stem]), read_image(deg_ir[stem])))
         else:
             stage.reset()  # unrelated stills, and the degraded pair is not the next frame of the clean one
-            vis, ir = stage.prepare(read_image(vis_files[stem]), read_image(ir_files[stem]))
+            vis, ir = stage.prepare(raw_vis, read_image(ir_files[stem]))
             if fused_dir is None:
                 clean = stage.fuse(vis, ir)
                 stage.reset()
@@ -177,7 +179,8 @@ def evaluate_degraded(
                 raise InputError(
                     f"{stem}: {what} {img.shape[:2]}, visible {vis.shape[:2]} and IR {ir.shape} differ in size"
                 )
-        f, a, b = metrics.to_gray(fused), metrics.to_gray(ir), metrics.to_gray(vis)
+        # The truth is the clean visible as captured: a --vis-sharpen restores, it is not the truth.
+        f, a, b = metrics.to_gray(fused), metrics.to_gray(ir), metrics.to_gray(to_vis_bgr(raw_vis))
         row = {"Qabf": metrics.qabf(f, a, b), "VIF": metrics.vif(f, a, b), "SSIM": metrics.ssim(f, a, b)}
         row["SF"] = metrics.sf(f)
         if clean is None:

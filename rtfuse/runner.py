@@ -88,7 +88,7 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
 
 def add_stage_args(p: argparse.ArgumentParser) -> None:
     """How a pair is prepared before fusion: the same for videos, cameras and stills (:mod:`rtfuse.stage`)."""
-    g = p.add_argument_group("alignment and IR")
+    g = p.add_argument_group("alignment, IR and visible")
     g.add_argument("--calib", type=Path, help="calibration YAML mapping IR to visible (default: identity)")
     g.add_argument(
         "--ir-agc",
@@ -104,6 +104,22 @@ def add_stage_args(p: argparse.ArgumentParser) -> None:
         "stripe noise); the stripe estimate improves over a stream's frames",
     )
     g.add_argument(
+        "--vis-sharpen",
+        type=NON_NEGATIVE,
+        default=0.0,
+        metavar="AMOUNT",
+        help="sharpen a soft or defocused visible image before fusion by this amount (1-2 for a soft "
+        "lens, more for defocus; detail below twice the frame's noise is left alone; default 0: off; "
+        "docs/vis-sharpen.md)",
+    )
+    g.add_argument(
+        "--vis-sharpen-sigma",
+        type=POSITIVE,
+        default=2.0,
+        metavar="PX",
+        help="the blur radius --vis-sharpen undoes, in visible pixels (default 2)",
+    )
+    g.add_argument(
         "--no-temporal",
         action="store_true",
         help="videos and cameras: fuse every frame on its own, without steadying the fused luma over "
@@ -113,9 +129,14 @@ def add_stage_args(p: argparse.ArgumentParser) -> None:
 
 def make_stage(args: argparse.Namespace, fuser, resize_ir: bool = True) -> FusionStage:
     """The fusion stage the options describe: ``--calib``, ``--ir-agc``, ``--clahe``, ``--ir-clean``,
-    ``--no-temporal`` (the temporal filter is on unless that is given; stills reset it)."""
+    ``--vis-sharpen``, ``--no-temporal`` (the temporal filter is on unless that is given; stills
+    reset it)."""
     calib = load_calibration(args.calib) if args.calib else None
-    ir_clean = temporal = None
+    ir_clean = temporal = vis_sharpen = None
+    if getattr(args, "vis_sharpen", 0.0) > 0:
+        from rtfuse.vissharpen import VisSharpener
+
+        vis_sharpen = VisSharpener(args.vis_sharpen, getattr(args, "vis_sharpen_sigma", 2.0))
     if getattr(args, "ir_clean", False):
         from rtfuse.irclean import IrCleaner
 
@@ -131,6 +152,7 @@ def make_stage(args: argparse.Namespace, fuser, resize_ir: bool = True) -> Fusio
         calib_name=str(args.calib or "calibration"),
         resize_ir=resize_ir,
         ir_clean=ir_clean,
+        vis_sharpen=vis_sharpen,
         temporal=temporal,
     )
 

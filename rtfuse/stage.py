@@ -25,6 +25,7 @@ from rtfuse.prepare import to_ir_gray, to_vis_bgr
 if TYPE_CHECKING:  # imported by whoever makes one: numba loads only when the clean-up is used
     from rtfuse.irclean import IrCleaner
     from rtfuse.temporal import TemporalFilter
+    from rtfuse.vissharpen import VisSharpener
 
 
 class FusionStage:
@@ -40,6 +41,8 @@ class FusionStage:
     of another size is resized to the visible size when ``resize_ir``, else refused with a
     message that says so. ``ir_clean`` (:class:`rtfuse.irclean.IrCleaner`) destripes and denoises
     the IR after AGC and before alignment, where its stripes are still sensor columns and rows.
+    ``vis_sharpen`` (:class:`rtfuse.vissharpen.VisSharpener`) sharpens a soft visible image; the
+    sharpened image is the visible input as fused (and as returned).
     ``temporal`` (:class:`rtfuse.temporal.TemporalFilter`) steadies the fused luma over a stream's
     frames; :meth:`reset` restarts it, so stills fuse exactly as without it.
     """
@@ -53,10 +56,12 @@ class FusionStage:
         resize_ir: bool = True,
         ir_clean: IrCleaner | None = None,
         temporal: TemporalFilter | None = None,
+        vis_sharpen: VisSharpener | None = None,
     ) -> None:
         self.fuser, self.calib, self.calib_name, self.resize_ir = fuser, calib, calib_name, resize_ir
         self.agc = agc or Agc()
         self.ir_clean = ir_clean
+        self.vis_sharpen = vis_sharpen
         self.temporal = temporal
         self._aligner: Aligner | None = None
         self._ir_cache: tuple[Hashable, np.ndarray] | None = None
@@ -84,6 +89,8 @@ class FusionStage:
         """(visible uint8 BGR, IR uint8 aligned to it, or None). ``ir_key`` identifies the IR frame
         (e.g. its index): the same key again reuses the prepared frame (a slower IR camera)."""
         vis = to_vis_bgr(vis)
+        if self.vis_sharpen is not None:
+            vis = self.vis_sharpen(vis)
         if ir is None:
             return vis, None
         if ir_key is not None and self._ir_cache is not None and self._ir_cache[0] == ir_key:
