@@ -326,6 +326,7 @@ def main() -> None:
     from rtfuse.fusion.twin import LutFusion
     from rtfuse.irclean import IrCleaner
     from rtfuse.temporal import TemporalFilter
+    from rtfuse.vissharpen import sharpen_visible
 
     numba.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
@@ -400,6 +401,7 @@ def main() -> None:
         ("  context alone (block stats + net)", lambda v, i: context_map(v, i, lut3.model)),
         # The --ir-clean stage on an IR of the same size (a stream: one estimate per frame, averaged).
         ("ir-clean (destripe + denoise the IR, per frame)", lambda v, i, c=IrCleaner(): c(i)),
+        ("vis-sharpen 2 (noise-aware unsharp mask of the visible)", lambda v, i: sharpen_visible(v, 2.0)),
         ("torch twin lut3d", torch_call(twin3, False)),
         ("torch twin lut4d", torch_call(twin4, False)),
         ("LUT-Fuse reference (torch, full-res CNN + 16^4 LUT)", torch_call(ref, True)),
