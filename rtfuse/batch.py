@@ -390,7 +390,7 @@ def run_job(job: Job, options: dict[str, Any], evaluate: bool = False) -> Row:
         if key not in _FUSERS:
             from rtfuse.cli import _load
 
-            _FUSERS[key] = _load(args.backend, args.weights, prompt)
+            _FUSERS[key] = _load(args.backend, args.weights, prompt, announce=False)
         sink = video_sink(job.out, args)
         pipe = build(args, str(job.vis), str(job.ir), [sink], _FUSERS[key])
         run_and_report(pipe, quiet, "rtfuse batch")

@@ -60,7 +60,9 @@ def _backend_arg(text: str) -> str:
     return text
 
 
-def _load(backend: str, weights: Path | None, prompt: str | None = None):
+def _load(backend: str, weights: Path | None, prompt: str | None = None, announce: bool = True):
+    """The fuser a command asked for; ``announce``: say in one line when its kernels must be
+    compiled first (the batch driver says it once, its workers not again)."""
     from rtfuse.fusion.registry import load_fuser
 
     if backend == "teacher" and weights is None:
@@ -71,7 +73,7 @@ def _load(backend: str, weights: Path | None, prompt: str | None = None):
     if prompt is not None and backend != "teacher":
         raise RtfuseError(f"--prompt is read by the teacher backend only, not by {backend}")
     fuser = load_fuser(backend, path=weights, **({"prompt": prompt} if prompt is not None else {}))
-    if getattr(fuser, "compiled", lambda: None)() is False:
+    if announce and getattr(fuser, "compiled", lambda: None)() is False:
         console.print(
             "compiling the fusion kernels for this CPU: the first run after installing rtfuse takes "
             "10-30 s longer; later runs load them from Numba's cache"

@@ -7,12 +7,13 @@ has risen a run pays for each frame's memory anew: a 604-frame 640x480 decode + 
 196,000 page faults, and its first run in a process is about 14 % slower than a second one
 (``benchmarks/RESULTS.md``). A fixed threshold above any frame, and a trim threshold that keeps freed
 frames in the heap, make a run reuse the same pages from its first frame on. What the heap keeps is
-bounded by what the pipeline's bounded queues hold at once plus ``TRIM_THRESHOLD``, so memory stays
-flat over a long run.
+bounded by what the pipeline's bounded queues hold at once plus up to ``TRIM_THRESHOLD`` of freed
+memory per malloc arena (glibc gives busy threads arenas of their own), so memory stays flat over a
+long run (``benchmarks/RESULTS.md``: a 10,000-frame soak).
 
-Only the command line and the batch workers call :func:`reuse_frame_memory`; a program that imports
-rtfuse keeps its own malloc settings. Settings the user made (``MALLOC_*_`` variables or
-``GLIBC_TUNABLES``) are left alone.
+Only the command line, its batch workers and its Ray tasks call :func:`reuse_frame_memory`; a
+program that imports rtfuse keeps its own malloc settings. Settings the user made (``MALLOC_*_``
+variables or ``GLIBC_TUNABLES``) are left alone.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (mal
 
 
 def reuse_frame_memory() -> bool:
-    """Set glibc's mmap and trim thresholds as above; True when they were set. A no-op (False) off
+    """Set glibc's mmap and trim thresholds as above; True when both were set. A no-op (False) off
     Linux, off glibc, or when the user configured malloc through the environment."""
     if not sys.platform.startswith("linux") or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
         return False

@@ -12,7 +12,7 @@ from rich.console import Console
 from rtfuse import interrupt
 from rtfuse.agc import Agc
 from rtfuse.align import load_calibration
-from rtfuse.argtypes import COUNT, FINITE, FPS, NON_NEGATIVE, POSITIVE, size_arg
+from rtfuse.argtypes import COUNT, FINITE, FPS, NON_NEGATIVE, POSITIVE, number, size_arg
 from rtfuse.errors import PipelineError
 from rtfuse.messages import note, warning
 from rtfuse.pipeline import Pipeline, RunReport
@@ -20,6 +20,7 @@ from rtfuse.sinks.base import Sink
 from rtfuse.sources import open_source
 from rtfuse.sources.base import DEFAULT_FPS
 from rtfuse.stage import FusionStage
+from rtfuse.vissharpen import MAX_AMOUNT, MAX_SIGMA, SIGMA, VisSharpener
 
 # Camera defaults: one definition, used by the options and by commands that have no camera options.
 CAMERA_DEFAULTS = {
@@ -105,7 +106,7 @@ def add_stage_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--vis-sharpen",
-        type=NON_NEGATIVE,
+        type=number(0.0, MAX_AMOUNT),
         default=0.0,
         metavar="AMOUNT",
         help="sharpen a soft or defocused visible image before fusion by this amount (1-2 for a soft "
@@ -114,10 +115,10 @@ def add_stage_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--vis-sharpen-sigma",
-        type=POSITIVE,
-        default=2.0,
+        type=number(0.0, MAX_SIGMA, lo_open=True),
+        default=SIGMA,
         metavar="PX",
-        help="the blur radius --vis-sharpen undoes, in visible pixels (default 2)",
+        help=f"the blur radius --vis-sharpen undoes, in visible pixels (default {SIGMA:g})",
     )
     g.add_argument(
         "--no-temporal",
@@ -134,9 +135,7 @@ def make_stage(args: argparse.Namespace, fuser, resize_ir: bool = True) -> Fusio
     calib = load_calibration(args.calib) if args.calib else None
     ir_clean = temporal = vis_sharpen = None
     if getattr(args, "vis_sharpen", 0.0) > 0:
-        from rtfuse.vissharpen import VisSharpener
-
-        vis_sharpen = VisSharpener(args.vis_sharpen, getattr(args, "vis_sharpen_sigma", 2.0))
+        vis_sharpen = VisSharpener(args.vis_sharpen, getattr(args, "vis_sharpen_sigma", SIGMA))
     if getattr(args, "ir_clean", False):
         from rtfuse.irclean import IrCleaner
 

@@ -7,6 +7,8 @@ the new fused luma ``Y'`` by a share that grows with the change:
 
     d = Y' - S;   k = KMIN for |d| <= LO, 1 for |d| >= HI, linear between;   S <- round(S + k d)
 
+(``S`` is an integer, and a step is at least one level once |d| >= 1.5.)
+
 A small change (sensor and compression noise) is averaged over a few frames; a large one (motion, a
 new object, light switched on) passes at once, so there is no second frame of latency and no trail
 behind anything with more than ``HI`` levels of contrast. A scene cut (over ``CUT`` of a sample of
@@ -98,8 +100,8 @@ class TemporalFilter:
         """``(state, mode)`` for the frame fused from ``vis``: the uint8 (H, W) filtered luma and 1 to
         restart it (first frame, new size, scene cut) or 2 to filter. An integer state, as the
         output is: reading and writing it is most of the filter's cost (2 MB each way at 1080p, half
-        of a Q8.8 state), and its dead band (a step under half a level is not taken) only holds a
-        still pixel where it is."""
+        of a Q8.8 state); its steps are at least one level once the fused luma is 1.5 levels away
+        (:func:`rtfuse.fusion.kernels.delta_row`), so a still pixel settles within 1 level."""
         h, w = vis.shape[:2]
         mode = 2
         if self._state is None or self._state.shape != (h, w):

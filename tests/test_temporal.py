@@ -175,3 +175,14 @@ def test_fuse_video_is_steadied_unless_no_temporal(tmp_path):
     fa = np.mean([flicker(p, c, still) for p, c in zip(a, a[1:])])
     fb = np.mean([flicker(p, c, still) for p, c in zip(b, b[1:])])
     assert fa < 0.75 * fb
+
+
+@pytest.mark.parametrize("to", [102, 106, 94, 97])
+def test_a_still_pixel_settles_within_one_level_of_its_new_value(to):
+    """The integer state takes steps of at least one level, so it does not stop 2 levels short."""
+    f = TemporalFilter()
+    f(np.full((32, 32, 3), 100, np.uint8), np.full((32, 32, 3), 100, np.uint8))
+    for _ in range(30):
+        frame = np.full((32, 32, 3), to, np.uint8)
+        out = f(frame.copy(), frame)
+    assert f.cuts == 0 and abs(int(out[0, 0, 0]) - to) <= 1

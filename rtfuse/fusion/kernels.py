@@ -281,7 +281,7 @@ def fuse_lut3d(vis, ir, ctx, table, pairs, ir_scale, ir_lo, out, state, mode, st
             for x in range(w):
                 a = _lerp_packed(q0[x], wkb[x])
                 fv[x] = (a + (_lerp_packed(q1[x], wkb[x]) - a) * wib[x]) * inv
-            delta_row(fv, lum, 0, dy, state[y], mode, steady)
+            delta_row(fv, lum, 0, dy, state[y if mode else 0], mode, steady)  # NO_STATE has one row
             apply_luma(vrow, dy, out2[y])
 
 
@@ -291,16 +291,21 @@ def delta_row(fv, lum, off, dy, srow, mode, steady):
     temporal filter (:mod:`rtfuse.temporal`), the one definition its separate pass uses too.
     ``mode`` 0: no filter; 1: restart (``srow`` <- the rounded ``fv``); 2: filter (the output is
     ``srow`` moved towards ``fv`` by a share that grows with the change, and ``srow`` keeps it).
-    ``srow`` uint8, ``steady`` float32 (LO, HI, KMIN). One loop per mode, so that each vectorises:
-    the filter then costs a few vector operations on top of the rounding that every frame does."""
+    ``srow`` uint8, ``steady`` float32 (LO, HI, KMIN). An integer state would stop short of a
+    change where its rounded step is 0 (|d| < 2.5 at KMIN 0.2), so a step of at least one level is
+    taken once ``fv`` is 1.5 levels away: a still pixel settles within 1 level of its fused value.
+    One loop per mode, so that each vectorises: the filter then costs a few vector operations on
+    top of the rounding that every frame does."""
     if mode == 2:
         lo, span, kmin = steady[0], steady[1] - steady[0], steady[2]
         slope = (np.float32(1.0) - kmin) / span
+        # Steps round away from 0 from kmin * 1.5 on (not 0.5): at least one level once |d| >= 1.5.
+        away = np.float32(1.0) - kmin * np.float32(1.5)
         for x in range(dy.shape[0]):
-            s = np.float32(np.int32(srow[x]))
-            d = fv[x] - s
-            k = kmin + min(max(abs(d) - lo, np.float32(0.0)), span) * slope
-            q = np.int32(s + k * d + np.float32(0.5))
+            s = np.int32(srow[x])
+            d = fv[x] - np.float32(s)
+            step = (kmin + min(max(abs(d) - lo, np.float32(0.0)), span) * slope) * d
+            q = s + np.int32(step + (away if step > 0 else -away))  # int32() truncates towards 0
             srow[x] = np.uint8(q)
             dy[x] = q - lum[x + off]
     else:
@@ -431,5 +436,5 @@ def fuse_lut4d(
                 b = _lerp_packed(q2[x], wk)
                 b = b + (_lerp_packed(q3[x], wk) - b) * wj
                 fv[x] = (a + (b - a) * wib[x]) * inv
-            delta_row(fv, mid, 1, dy, state[y], mode, steady)
+            delta_row(fv, mid, 1, dy, state[y if mode else 0], mode, steady)  # NO_STATE has one row
             apply_luma(vis2[y], dy, out2[y])

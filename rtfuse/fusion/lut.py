@@ -66,14 +66,18 @@ class LutFuser:
 
     def compiled(self) -> bool | None:
         """Whether Numba's on-disk cache already holds machine code of this fuser's kernels for this
-        version of them: if not, the first call compiles them (10-30 s, once after installing or
-        upgrading rtfuse). None when it cannot tell (the CUDA device, or a Numba whose cache is laid
-        out otherwise: its private API is read here)."""
+        version of them and this CPU: if not, the first call compiles them (10-30 s, once after
+        installing or upgrading rtfuse, or on another CPU). None when it cannot tell (the CUDA
+        device, or a Numba whose cache is laid out otherwise: its private API is read here)."""
         if self._cuda is not None:
             return None
         fuse = kernels.fuse_lut3d if self.model.kind == "3d" else kernels.fuse_lut4d
         try:
-            return all(bool(k._cache._cache_file._load_index()) for k in (fuse, kernels.context_stats))
+            cpu = fuse.targetctx.codegen().magic_tuple()  # the target part of each cache entry's key
+            return all(
+                any(key[1] == cpu for key in k._cache._cache_file._load_index())
+                for k in (fuse, kernels.context_stats)
+            )
         except Exception:  # Numba's private cache API moved: say nothing rather than fail a run
             return None
 

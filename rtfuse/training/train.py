@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from rich.console import Console
@@ -53,7 +54,7 @@ class TrainConfig:
     w_feat: float = 1.0
     w_out: float = 4.0
     w_base: float = 1.0
-    teacher_input: str = "degraded"  # or "clean": the teacher fuses the clean crops (privileged targets)
+    teacher_input: Literal["degraded", "clean"] = "degraded"  # "clean": the teacher fuses the clean crops
 
 
 # Cosine schedule floor (fraction of the peak rate) and warm-up steps, as the shipped networks were trained.
@@ -75,6 +76,8 @@ def _progress(console: Console) -> Progress:
 
 def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
     """Shared loop of teacher training and student distillation (the latter when cfg.teacher)."""
+    if cfg.teacher_input not in ("degraded", "clean"):
+        raise ValueError(f"teacher_input must be 'degraded' or 'clean', got {cfg.teacher_input!r}")
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     ckpt_path = out / "last.pt"
@@ -150,8 +153,9 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
             weights, text = None, None
             if cfg.degrade > 0:
                 vis_u8, ir_u8, degs = degrade_batch(vis_u8, ir_u8, sampler.rng, cfg.degrade)
+                # Drawn whether or not a network reads them, so a seed gives the same crops either way.
+                sentences = [describe(d, sampler.rng) for d in degs]
                 if texts is not None:
-                    sentences = [describe(d, sampler.rng) for d in degs]
                     text = torch.from_numpy(texts(sentences)).to(cfg.device)
                 if net.film is not None:
                     weights = torch.tensor([reliability(d) for d in degs], device=cfg.device)
