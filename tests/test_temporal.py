@@ -29,7 +29,7 @@ def _noisy(img: np.ndarray, rng: np.random.Generator, sigma: float = 3.0) -> np.
 
 def _reference(frames: list[np.ndarray]) -> list[np.ndarray]:
     """The filter in numpy (no scene cut in these frames): an integer (uint8) state, each step
-    rounded, as the kernels keep it."""
+    rounded and at least one level once the change is 1.5 levels, as the kernels keep it."""
 
     def y(f):
         f = f.astype(np.int64)
@@ -41,7 +41,8 @@ def _reference(frames: list[np.ndarray]) -> list[np.ndarray]:
         lum = y(f)
         d = lum - state
         k = np.clip((np.abs(d) - LO) / (HI - LO), 0, 1) * (1 - KMIN) + KMIN
-        state = np.floor(state + k * d + 0.5)
+        step = np.where(np.abs(d) >= 1.5, np.sign(d) * np.maximum(np.abs(k * d), 1.0), k * d)
+        state = np.floor(state + step + 0.5)
         dd = state.astype(np.int64) - lum
         out.append(np.clip(f.astype(np.int64) + dd[..., None], 0, 255).astype(np.uint8))
     return out
@@ -186,3 +187,16 @@ def test_a_still_pixel_settles_within_one_level_of_its_new_value(to):
         frame = np.full((32, 32, 3), to, np.uint8)
         out = f(frame.copy(), frame)
     assert f.cuts == 0 and abs(int(out[0, 0, 0]) - to) <= 1
+
+
+@pytest.mark.parametrize("backend", ["lut", "lut3d"])
+def test_a_filter_that_keeps_nothing_changes_nothing(backend):
+    """KMIN 1 takes every change whole, so the kernels' rounding of the steps must give exactly the
+    plain fusion, small and large changes alike."""
+    rng = np.random.default_rng(21)
+    vis, ir = _scene(22)
+    lut = load_fuser(backend)
+    plain, steady = FusionStage(lut), FusionStage(lut, temporal=TemporalFilter(kmin=1.0))
+    for _ in range(6):
+        v, i = _noisy(vis, rng, 6.0), _noisy(ir, rng, 6.0)
+        assert np.array_equal(plain(v, i)[0], steady(v, i)[0])

@@ -299,13 +299,13 @@ def delta_row(fv, lum, off, dy, srow, mode, steady):
     if mode == 2:
         lo, span, kmin = steady[0], steady[1] - steady[0], steady[2]
         slope = (np.float32(1.0) - kmin) / span
-        # Steps round away from 0 from kmin * 1.5 on (not 0.5): at least one level once |d| >= 1.5.
-        away = np.float32(1.0) - kmin * np.float32(1.5)
         for x in range(dy.shape[0]):
-            s = np.int32(srow[x])
-            d = fv[x] - np.float32(s)
+            s = np.float32(np.int32(srow[x]))
+            d = fv[x] - s
             step = (kmin + min(max(abs(d) - lo, np.float32(0.0)), span) * slope) * d
-            q = s + np.int32(step + (away if step > 0 else -away))  # int32() truncates towards 0
+            if abs(d) >= np.float32(1.5):  # at least one level (a select: the loop still vectorises)
+                step = max(abs(step), np.float32(1.0)) * (np.float32(1.0) if d > 0 else np.float32(-1.0))
+            q = np.int32(s + step + np.float32(0.5))  # s + step >= 0: truncation rounds
             srow[x] = np.uint8(q)
             dy[x] = q - lum[x + off]
     else:
