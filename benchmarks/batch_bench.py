@@ -3,6 +3,11 @@
     python benchmarks/batch_bench.py [WORKDIR] [--pairs 20] [--frames 90] [--size 320x240] [--runs 3]
         [--configs "--workers 1;--workers 2;--workers 2 --ray"]
 
+A configuration may start with ``cpus=0,1``: that run is pinned to those CPUs (``sched_setaffinity``,
+inherited by every process it starts), e.g. ``"cpus=0 --workers 1;--workers 2"`` compares one
+worker on one core with two workers on two cores: how the executor scales per core. Other leading
+``NAME=VALUE`` words are set in the run's environment.
+
 Generates the pairs in WORKDIR/archive once (FFV1 in MKV, noise-like frames, so decoding is the
 heaviest stage; delete the folder to change --pairs, --frames or --size), then runs every
 configuration once per round, ``--runs`` rounds (interleaved, so a slow spell of the machine hits all
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import resource
 import statistics
 import subprocess
@@ -101,11 +107,20 @@ def main() -> None:
 def _run(arch: Path, out: Path, cfg: str) -> tuple[float, int, float, float, int]:
     """One batch run on a fresh output folder: (wall, frames out, CPU s of the tree, CPUs busy before, rc)."""
     subprocess.run(["rm", "-rf", str(out)], check=True)
+    args = cfg.split()
+    cpus, env = None, dict(os.environ)
+    while args and "=" in args[0] and not args[0].startswith("-"):
+        key, val = args.pop(0).split("=", 1)
+        if key == "cpus":
+            cpus = {int(c) for c in val.split(",")}
+        else:
+            env[key] = val
     busy = _cpu_busy()
     t0 = time.perf_counter()
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cmd = [sys.executable, "-m", "rtfuse._entry", "batch", str(arch), "-o", str(out), *cfg.split()]
-    rc = subprocess.run(cmd, capture_output=True).returncode
+    cmd = [sys.executable, "-m", "rtfuse._entry", "batch", str(arch), "-o", str(out), *args]
+    pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+    rc = subprocess.run(cmd, capture_output=True, preexec_fn=pin, env=env).returncode
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime  # Ray's workers are not counted

@@ -350,13 +350,30 @@ def worker_options(options: dict[str, Any], workers: int, ray_address: str | Non
     return {**options, "codec_threads": 1 if remote else codec_threads_for(workers)}
 
 
-def init_worker() -> None:
+def core_sets(workers: int, cores: list[int]) -> list[set[int]]:
+    """The CPUs each of ``workers`` local workers is pinned to: ``cores`` cut into ``workers``
+    contiguous runs of (nearly) equal length. Empty when there are more workers than cores, which
+    are then left to the scheduler (a pinned worker could not move off a core another one holds)."""
+    if not 1 < workers <= len(cores):
+        return []
+    cut = [round(i * len(cores) / workers) for i in range(workers + 1)]
+    return [set(cores[a:b]) for a, b in zip(cut[:-1], cut[1:])]
+
+
+def init_worker(slots: Any = None) -> None:
     """Process-pool initializer: one Numba thread per worker (set before Numba is imported, so it
-    holds), frame memory reused (:mod:`rtfuse.heap`), and stop signals left to the parent, which
-    ends the workers itself."""
+    holds), pinned to its own core(s) when ``slots`` (a queue of CPU sets) has one left, frame
+    memory reused (:mod:`rtfuse.heap`), and stop signals left to the parent, which ends the workers
+    itself."""
+    import queue
     import signal
 
     os.environ["NUMBA_NUM_THREADS"] = "1"
+    if slots is not None:
+        try:
+            os.sched_setaffinity(0, slots.get_nowait())
+        except (queue.Empty, OSError):
+            pass  # a replacement worker, or no affinity here: the scheduler places it
     reuse_frame_memory()
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, signal.SIG_IGN)
@@ -497,6 +514,7 @@ def run_batch(
     evaluate: bool = False,
     progress: Any = None,
     ray_address: str | None = None,
+    pin: bool = True,
 ) -> tuple[list[Row], bool]:
     """Fuse ``jobs`` on ``workers`` processes: ``(rows in job order, stopped by a signal)``.
 
@@ -510,6 +528,10 @@ def run_batch(
     started for this run with ``workers`` CPUs); Ray resubmits tasks whose worker or node died.
 
     ``options["codec_threads"]`` missing or None: sized for the workers (:func:`worker_options`).
+
+    ``pin``: each local worker keeps to its own core(s) (:func:`core_sets`) when there are no more
+    workers than cores: its four pipeline threads then share one core's caches and never migrate,
+    about 7 % more throughput with one worker per core (``docs/scaling.md``).
     """
     import threading
     from collections import deque
@@ -534,11 +556,11 @@ def run_batch(
                 _on_ray(jobs, rows, todo, options, workers, retries, evaluate, progress, stop, ray_address)
             return rows, stop.is_set()
         while todo and not stop.is_set():
-            todo = _one_pool(jobs, rows, todo, options, workers, retries, evaluate, progress, stop)
+            todo = _one_pool(jobs, rows, todo, options, workers, retries, evaluate, progress, stop, pin)
     return rows, stop.is_set()
 
 
-def _one_pool(jobs, rows, todo, options, workers, retries, evaluate, progress, stop):
+def _one_pool(jobs, rows, todo, options, workers, retries, evaluate, progress, stop, pin=True):
     """Run ``todo`` on one process pool; returns the pairs to resubmit after the pool broke.
 
     At most :data:`WINDOW_PER_WORKER` pairs per worker are submitted at a time, so an archive of
@@ -551,8 +573,14 @@ def _one_pool(jobs, rows, todo, options, workers, retries, evaluate, progress, s
 
     again: deque[int] = deque()
     waiting = deque(todo)
+    ctx = multiprocessing.get_context("spawn")
+    slots = None
+    if pin and hasattr(os, "sched_setaffinity"):  # Linux; elsewhere the scheduler places the workers
+        slots = ctx.Queue()
+        for c in core_sets(workers, sorted(os.sched_getaffinity(0))):
+            slots.put(c)
     pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker
+        max_workers=workers, mp_context=ctx, initializer=init_worker, initargs=(slots,)
     )
     futures: dict[Any, int] = {}
     live: set[Any] = set()

@@ -440,3 +440,42 @@ def test_a_bad_pattern_is_one_line(tmp_path, bad):
     assert (
         code == 1 and "--pattern" in text and "Traceback" not in text and len(text.strip().splitlines()) == 1
     )
+
+
+def test_core_sets_split_the_cores_among_the_workers():
+    from rtfuse.batch import core_sets
+
+    assert core_sets(2, [0, 1]) == [{0}, {1}]
+    assert core_sets(2, [0, 1, 2, 3, 4]) == [{0, 1}, {2}, {3, 4}][:0] or core_sets(2, [0, 1, 2, 3, 4]) == [
+        {0, 1},
+        {2, 3, 4},
+    ]
+    assert core_sets(3, [4, 5, 6, 7, 8, 9]) == [{4, 5}, {6, 7}, {8, 9}]
+    assert sorted(c for s in core_sets(3, list(range(16))) for c in s) == list(range(16))
+    assert core_sets(3, [0, 1]) == []  # more workers than cores: the scheduler places them
+    assert core_sets(1, [0, 1]) == []  # one worker keeps the whole machine
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores"
+)
+def test_pool_workers_keep_to_their_own_cores():
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from rtfuse.batch import core_sets, init_worker
+
+    cores = sorted(os.sched_getaffinity(0))[:2]
+    ctx = multiprocessing.get_context("spawn")
+    slots = ctx.Queue()
+    for c in core_sets(2, cores):
+        slots.put(c)
+    with ProcessPoolExecutor(2, mp_context=ctx, initializer=init_worker, initargs=(slots,)) as pool:
+        # one slow call per worker, so both workers answer
+        seen = set(pool.map(_affinity_after, [0.5] * 8))
+    assert seen == {(cores[0],), (cores[1],)}
+
+
+def _affinity_after(seconds: float) -> tuple[int, ...]:
+    time.sleep(seconds)
+    return tuple(sorted(os.sched_getaffinity(0)))
