@@ -309,11 +309,36 @@ def _stats(epe: list[float]) -> str:
     return f"mean {a.mean():5.2f}  median {np.median(a):5.2f}  p90 {np.percentile(a, 90):5.2f}"
 
 
-def eval_bench(data: Path, out: Path, per_set: int, seed: int, sets: list[str] | None, rebuild: bool) -> None:
+def _compose(M: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """The normalised grid of ``M`` applied after ``grid`` (pixel x -> M(grid(x)))."""
+    from rtfuse.calib.warpgen import grid_to_pixels
+
+    h, w = grid.shape[:2]
+    q = grid_to_pixels(grid).reshape(-1, 2)
+    q = np.c_[q, np.ones(len(q))] @ M.T
+    p = (q[:, :2] / q[:, 2:3]).reshape(h, w, 2)
+    return np.stack([(2 * p[..., 0] + 1) / w - 1, (2 * p[..., 1] + 1) / h - 1], -1)
+
+
+def eval_bench(
+    data: Path,
+    out: Path,
+    per_set: int,
+    seed: int,
+    sets: list[str] | None,
+    rebuild: bool,
+    consistency: bool = False,
+) -> None:
     """The synthetic-misalignment benchmark (benchmarks/calib_bench.py) plus roadscene_warped as a row.
 
     Per set: EPE of the registered homography against the grid (refusals counted as
     REFUSED_EPE px), the identity and the best single homography for comparison, refusals, time.
+
+    consistency: also register each case's UNWARPED source pair (mapping M) and score the warped
+    case against M after the grid, the content mapping the method itself finds without the warp.
+    Small against it but large against the grid means the warps are undone consistently and the
+    error against the grid is the source pair's own misregistration (or a bias of the method that
+    no warp changes), not a failure to undo the warp.
     """
     import calib_bench
     from scipy.io import loadmat
@@ -334,6 +359,7 @@ def eval_bench(data: Path, out: Path, per_set: int, seed: int, sets: list[str] |
     ]
     order = [*calib_bench.SETS[:-1], "roadscene_warped", "unrelated"]
     rows: dict[str, list] = {s: [] for s in order if sets is None or s in sets}
+    content: dict[tuple[str, ...], np.ndarray | None] = {}  # unwarped source -> its own registration
     for c in cases:
         if c.set not in rows:
             continue
@@ -355,9 +381,20 @@ def eval_bench(data: Path, out: Path, per_set: int, seed: int, sets: list[str] |
         ident = end_point_error(np.eye(3), grid, 2)
         floor = end_point_error(best_homography(grid), grid, 2)
         epe = REFUSED_EPE if H is None else end_point_error(H, grid, 2)
-        rows[c.set].append((dt, H is None, epe, ident, floor))
+        own = float("nan")
+        if consistency and H is not None and c.meta and "source" in c.meta:
+            key = tuple(c.meta["source"])
+            if key not in content:
+                try:
+                    content[key] = register_files([Path(p) for p in key], c.vis).H
+                except CalibrationError:
+                    content[key] = None
+            if content[key] is not None:
+                own = end_point_error(H, _compose(content[key], grid), 2)
+        rows[c.set].append((dt, H is None, epe, ident, floor, own))
         print(
-            f"{c.set}/{c.name}: identity {ident:5.1f} -> EPE {epe:5.2f} px (floor {floor:.2f}); {why}; {dt:.1f} s CPU",
+            f"{c.set}/{c.name}: identity {ident:5.1f} -> EPE {epe:5.2f} px (floor {floor:.2f}"
+            f"{f'; vs own content mapping {own:.2f}' if own == own else ''}); {why}; {dt:.1f} s CPU",
             flush=True,
         )
     print(f"\nEPE in pixels of the warped IR; a refusal counts as {REFUSED_EPE:g} px")
@@ -371,10 +408,12 @@ def eval_bench(data: Path, out: Path, per_set: int, seed: int, sets: list[str] |
             continue
         epe = [x[2] for x in r]
         ok = [x[2] for x in r if not x[1]]
+        own = [x[5] for x in r if x[5] == x[5]]
         print(
             f"{s:>17} ({len(r):2d}): {_stats(epe)}  | registered {len(ok)}, refused {refused}, "
             f"max registered {max(ok) if ok else float('nan'):5.2f} | identity {np.mean([x[3] for x in r]):5.1f}, "
             f"best homography {np.mean([x[4] for x in r]):4.2f} | median {np.median(t):.1f} s CPU"
+            + (f" | vs own content mapping: {_stats(own)}" if own else "")
         )
 
 
@@ -457,9 +496,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=15, help="bench: seed of the warps")
     ap.add_argument("--sets", nargs="+", help="bench: only these sets")
     ap.add_argument("--rebuild", action="store_true", help="bench: regenerate the data")
+    ap.add_argument(
+        "--consistency",
+        action="store_true",
+        help="bench: also score against the unwarped pairs' own registration",
+    )
     args = ap.parse_args()
     if args.only == "bench":
-        eval_bench(args.data, args.out, args.per_set, args.seed, args.sets, args.rebuild)
+        eval_bench(args.data, args.out, args.per_set, args.seed, args.sets, args.rebuild, args.consistency)
         return
     if args.only == "selfreg":
         eval_selfreg(args.data)

@@ -220,11 +220,11 @@ def _refine(lv: _Level, H: np.ndarray, model: str, iters: int = 40) -> np.ndarra
     ys, xs = np.mgrid[0:h:stride, 0:w:stride]
     xn = (xs.ravel() - (w - 1) / 2) / s
     yn = (ys.ravel() - (h - 1) / 2) / s
-    z, o = np.zeros_like(xn), np.ones_like(xn)
-    # d(point)/d(params) at the identity, normalised coordinates: rows x' and y'
+    xn, yn = (
+        xn.astype(np.float32),
+        yn.astype(np.float32),
+    )  # float32: the normal equations are most of the time
     npar = 6 if model == "affine" else 8
-    jx = np.stack([xn, yn, o, z, z, z, -xn * xn, -xn * yn], 1)[:, :npar]
-    jy = np.stack([z, z, z, xn, yn, o, -xn * yn, -yn * yn], 1)[:, :npar]
     prior = PERSPECTIVE_PRIOR if npar == 8 else 0.0
 
     def total(res, H):
@@ -239,16 +239,24 @@ def _refine(lv: _Level, H: np.ndarray, model: str, iters: int = 40) -> np.ndarra
         m, chans = res
         JtJ = np.zeros((npar, npar))
         Jtr = np.zeros(npar)
+        xm, ym = xn[m], yn[m]
         for r, iw, sa in chans:
-            gx = cv2.Sobel(iw, cv2.CV_32F, 1, 0, ksize=3, scale=1 / 8)[::stride, ::stride].ravel()[m] * s
-            gy = cv2.Sobel(iw, cv2.CV_32F, 0, 1, ksize=3, scale=1 / 8)[::stride, ::stride].ravel()[m] * s
-            J = (gx[:, None] * jx[m] + gy[:, None] * jy[m]) / sa
-            JtJ += J.T @ J
-            Jtr += J.T @ r
+            k = np.float32(s / (8 * sa))  # Sobel's 1/8 normalisation, the scale and the field's std at once
+            gx = cv2.Sobel(iw, cv2.CV_32F, 1, 0, ksize=3)[::stride, ::stride].ravel()[m] * k
+            gy = cv2.Sobel(iw, cv2.CV_32F, 0, 1, ksize=3)[::stride, ::stride].ravel()[m] * k
+            # d(residual)/d(params): the image gradient times d(point)/d(params) at the identity in
+            # normalised coordinates (x' = (1 + a) x + b y + c, ..., perspective g, h: x' /= 1 + g x + h y)
+            cols = [gx * xm, gx * ym, gx, gy * xm, gy * ym, gy]
+            if npar == 8:
+                radial = cols[0] + cols[4]  # gx x + gy y
+                cols += [-radial * xm, -radial * ym]
+            J = np.stack(cols, 1)
+            JtJ += (J.T @ J).astype(np.float64)
+            Jtr += (J.T @ r.astype(np.float32)).astype(np.float64)
         if prior:  # the prior in the same (summed) units as the data term
-            k = prior * len(chans) * int(m.sum())
-            JtJ[6:, 6:] += k * np.eye(2)
-            Jtr[6:] += k * _perspective(H, N)
+            kp = prior * len(chans) * int(m.sum())
+            JtJ[6:, 6:] += kp * np.eye(2)
+            Jtr[6:] += kp * _perspective(H, N)
         while True:
             dp = -np.linalg.solve(JtJ + lam * np.diag(np.diag(JtJ) + 1e-9), Jtr)
             D = np.eye(3)
