@@ -7,7 +7,9 @@ unit local energy: it ignores edge polarity and contrast and keeps where edges a
 they run. The homography is the one that maximises the correlation of the two fields:
 
 1. a robust start: both images at one working size (<= WORK_MAX), the IR frame placed on the
-   visible frame, rotated (+-15 deg) and scaled (0.8-1.25x) on a grid, each candidate's shift
+   visible frame (stretched over it; for another aspect ratio also fitted inside and covering it;
+   a portrait IR beside a landscape visible, or the reverse, is first turned by 90 deg and tried
+   both ways up), rotated (+-15 deg) and scaled (0.8-1.25x) on a grid, each candidate's shift
    found by normalised cross-correlation at <= SEARCH_MAX pixels;
 2. the best distinct starts refined there (affine), the best FINE_STARTS of those refined at
    full working resolution as a homography (Levenberg-Marquardt on the standardised field
@@ -24,6 +26,7 @@ richer and the optimum sharper.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import product
 
 import cv2
 import numpy as np
@@ -278,19 +281,50 @@ def _refine(lv: _Level, H: np.ndarray, model: str, iters: int = 40) -> np.ndarra
     return H
 
 
-def _starts(lv: _Level, ir_size: tuple[int, int], vis_size: tuple[int, int], keep: int) -> list[np.ndarray]:
-    """Candidate full-resolution homographies: similarity grid x NCC translation search."""
+def placements(
+    ir_size: tuple[int, int], vis_size: tuple[int, int], half_turn: bool = False
+) -> list[np.ndarray]:
+    """Where the IR frame may sit on the visible one before the search: homographies IR -> visible.
+
+    The IR frame stretched over the visible frame; with another shape (aspect ratios more than 3 %
+    apart, e.g. a 4:3 thermal core beside a 16:9 camera) also scaled evenly to fit inside it and to
+    cover it, centred. ``half_turn``: each of those turned by 180 deg as well.
+    """
+    (wi, hi), (wv, hv) = ir_size, vis_size
+    out = [_resize_matrix(ir_size, vis_size)]
+    if abs(np.log((wi / hi) / (wv / hv))) > 0.03:
+        for k in (min(wv / wi, hv / hi), max(wv / wi, hv / hi)):
+            out.append(
+                np.array(
+                    [[k, 0, ((wv - 1) - k * (wi - 1)) / 2], [0, k, ((hv - 1) - k * (hi - 1)) / 2], [0, 0, 1]]
+                )
+            )
+    if half_turn:
+        out += [P @ np.array([[-1, 0, wi - 1], [0, -1, hi - 1], [0, 0, 1.0]]) for P in out]
+    return out
+
+
+def _quarter_turn(size: tuple[int, int]) -> np.ndarray:
+    """Pixel coordinates of a (w, h) image -> those of ``np.rot90`` of it (counter-clockwise)."""
+    w, _ = size
+    return np.array([[0, 1, 0], [-1, 0, w - 1], [0, 0, 1.0]])
+
+
+def _starts(
+    lv: _Level, ir_size: tuple[int, int], vis_size: tuple[int, int], keep: int, half_turn: bool = False
+) -> list[np.ndarray]:
+    """Candidate full-resolution homographies: placements x similarity grid x NCC translation search."""
     h, w = lv.mask.shape
     hv, wv = lv.vis.shape[1:]
     wi, hi = ir_size
     Wv, Hv = vis_size
-    base = _to_level(_resize_matrix(ir_size, vis_size), lv.factor)  # the IR frame covering the visible
     margin = max(4, round(0.12 * max(wv, hv)))  # translation searched: +-12 % of the frame
     search = np.pad(lv.vis.transpose(1, 2, 0), ((margin, margin), (margin, margin), (0, 0)))
     c = np.array([(w - 1) / 2, (h - 1) / 2, 1.0])
     found = []
-    for scale in (0.8, 0.9, 1.0, 1.12, 1.25):
-        for ang in np.arange(-15, 15.1, 2.5):
+    for P in placements(ir_size, vis_size, half_turn):
+        base = _to_level(P, lv.factor)
+        for scale, ang in product((0.8, 0.9, 1.0, 1.12, 1.25), np.arange(-15, 15.1, 2.5)):
             R = np.vstack([cv2.getRotationMatrix2D((float(c[0]), float(c[1])), float(ang), scale), [0, 0, 1]])
             Hs = base @ R
             img = np.stack([cv2.warpPerspective(ch, Hs, (wv, hv)) for ch in lv.ir], -1)
@@ -335,36 +369,55 @@ def register(ir_frames: list[np.ndarray], vis_frames: list[np.ndarray], starts: 
 
     ir_frames, vis_frames: lists of (H, W) uint8 gray images (all IR frames one size, all
     visible frames one size). The two cameras should look the same way with roughly the same
-    field of view (the search covers 0.8-1.25x scale, +-15 deg and +-12 % shift around "the IR
-    frame covers the visible frame"). Raises :class:`CalibrationError` when no clear, plausible
-    optimum is found.
+    field of view (the search covers 0.8-1.25x scale, +-15 deg and +-12 % shift around each of
+    :func:`placements`; an IR stream turned by 90 deg, portrait beside a landscape visible, is
+    turned back first). Raises :class:`CalibrationError` when no clear, plausible optimum is found.
     """
     if not ir_frames or len(ir_frames) != len(vis_frames):
         raise CalibrationError("auto registration needs the same number (>= 1) of IR and visible frames")
     hi, wi = ir_frames[0].shape[:2]
     hv, wv = vis_frames[0].shape[:2]
+    # A portrait IR frame beside a landscape visible one (or the reverse): a camera turned by 90 deg,
+    # or a stream stored turned (a Lepton). The IR is turned back first, so its edge orientations
+    # match the visible's (the structure field is not invariant to turning), then matched both ways
+    # up; T maps the IR's own pixels to the turned ones.
+    turned = wi != hi and wv != hv and (wi > hi) != (wv > hv)
+    T = np.eye(3)
+    if turned:
+        T = _quarter_turn((wi, hi))
+        ir_frames = [np.ascontiguousarray(np.rot90(_gray8(g))) for g in ir_frames]
+    size_ir = (hi, wi) if turned else (wi, hi)
     if min(hi, wi, hv, wv) < 48:
         raise CalibrationError(f"images too small to register ({wi}x{hi} IR, {wv}x{hv} visible; need 48 px)")
-    # Both images at one working size: the visible image at most WORK_MAX across, the IR resized
-    # onto it (the start hypothesis "same field of view"); H_full = S_vis^-1 H_work S_ir.
+    # The visible image at most WORK_MAX across; H_full = S_vis^-1 H_work S_ir.
     k = min(1.0, WORK_MAX / max(wv, hv))
     work = (max(48, round(wv * k)), max(48, round(hv * k)))
-    S_ir, S_vis = _resize_matrix((wi, hi), work), _resize_matrix((wv, hv), work)
+    # The IR resized onto it (the start hypothesis "same field of view"); with another shape than
+    # the visible, kept at its own shape and the visible's area, and placed by `placements`.
+    ir_work = work
+    if len(placements(size_ir, (wv, hv))) > 1:
+        ki = np.sqrt(work[0] * work[1] / (wi * hi))
+        ir_work = (max(48, round(size_ir[0] * ki)), max(48, round(size_ir[1] * ki)))
+    S_ir, S_vis = _resize_matrix(size_ir, ir_work) @ T, _resize_matrix((wv, hv), work)
     # CLAHE first: night visible frames and flat thermal scenes keep their edges in dark areas
     clahe = make_clahe()
     ir_w = [
         clahe.apply(
-            cv2.resize(_gray8(g), work, interpolation=cv2.INTER_AREA if wi > work[0] else cv2.INTER_LINEAR)
+            cv2.resize(
+                _gray8(g),
+                ir_work,
+                interpolation=cv2.INTER_AREA if g.shape[1] > ir_work[0] else cv2.INTER_LINEAR,
+            )
         )
         for g in ir_frames
     ]
     vis_w = [clahe.apply(cv2.resize(_gray8(g), work, interpolation=cv2.INTER_AREA)) for g in vis_frames]
-    masks = [cv2.resize(content_mask(g), work, interpolation=cv2.INTER_NEAREST) for g in ir_frames]
+    masks = [cv2.resize(content_mask(g), ir_work, interpolation=cv2.INTER_NEAREST) for g in ir_frames]
     n_levels = 1 + max(0, int(np.ceil(np.log2(max(work) / SEARCH_MAX))))
     levels = _levels(ir_w, masks, vis_w, n_levels)
     # Refine every start at the search level (cheap), then only the best few at the finer levels.
     coarse = []
-    for H in _starts(levels[0], work, work, starts):
+    for H in _starts(levels[0], ir_work, work, starts, half_turn=turned):
         Hl = _refine(levels[0], _to_level(H, levels[0].factor), "affine" if n_levels > 1 else "homography")
         coarse.append((_score(levels[0], Hl), _from_level(Hl, levels[0].factor)))
     coarse.sort(key=lambda t: -t[0])
@@ -392,7 +445,9 @@ def register(ir_frames: list[np.ndarray], vis_frames: list[np.ndarray], starts: 
     if contrast < MIN_CONTRAST:
         raise CalibrationError(
             f"auto registration did not converge to a clear optimum (edge correlation {score:.3f}, only "
-            f"{contrast:.3f} above its surroundings; need {MIN_CONTRAST}). The images may share too few "
+            f"{contrast:.3f} above its surroundings; need {MIN_CONTRAST}"
+            f"{'; the IR frame was tried turned by 90 deg, both ways up' if turned else ''}). "
+            "The images may share too few "
             "edges (fog, night, a featureless scene), show different scenes, or the fields of view differ by more "
             "than the search covers (0.8-1.25x). Nothing written; try frames "
             "with more structure, or `rtfuse calibrate points` / `checkerboard`"
