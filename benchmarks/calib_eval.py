@@ -22,7 +22,7 @@ REFUSED_EPE px), refusals, the identity and best-homography EPE, CPU seconds per
 ``register`` in this process with the CLI's readers (the data is written in the
 ``roadscene_warped`` layout under ``runs/calib_bench``, so the CLI can be run on it too).
 
-    .venv/bin/python benchmarks/calib_eval.py [--data ../shared/data] [--only bench|selfreg|auto|unrelated|checkerboard]
+    .venv/bin/python benchmarks/calib_eval.py [--data ../shared/data] [--only bench|selfreg|shapes|auto|unrelated|checkerboard]
     .venv/bin/python benchmarks/calib_eval.py --only bench --per-set 8 [--sets msrs tno] [--rebuild]
 
 Needs scipy (dev extra) to read the .mat ground truth.
@@ -487,10 +487,59 @@ def eval_selfreg(data: Path) -> None:
         )
 
 
+def eval_shapes(data: Path, name: str = "00556D") -> None:
+    """One MSRS pair with its IR frame turned, shrunk or cropped, registered against the untouched
+    visible image and scored against the method's own mapping of the unaltered pair (mean over
+    the altered frame's pixels, in its pixels); then a night and a flat case, which must register
+    or be refused."""
+    from rtfuse.calib.registration import register
+    from rtfuse.errors import CalibrationError
+
+    ir = cv2.imread(str(data / "msrs" / "ir" / f"{name}.png"), cv2.IMREAD_GRAYSCALE)
+    vis = cv2.imread(str(data / "msrs" / "vis" / f"{name}.png"), cv2.IMREAD_GRAYSCALE)
+    h, w = ir.shape
+    M0 = register([ir], [vis]).H
+    small = cv2.resize(ir, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
+
+    def up4(x, y):  # a pixel of the 4x smaller frame -> one of the full frame
+        return (x + 0.5) * 4 - 0.5, (y + 0.5) * 4 - 0.5
+
+    rng = np.random.default_rng(0)
+    flat = (np.full_like(ir, 90) + rng.integers(0, 3, ir.shape).astype(np.uint8), np.full_like(vis, 30))
+    cases = {  # name: (IR, visible, altered pixel (x, y) -> the unaltered IR pixel, or None)
+        "turned 90 deg counter-clockwise": (np.rot90(ir), vis, lambda x, y: (w - 1 - y, x)),
+        "turned 90 deg clockwise": (np.rot90(ir, 3), vis, lambda x, y: (y, h - 1 - x)),
+        "shrunk 4x": (small, vis, up4),
+        "shrunk 4x and turned": (np.rot90(small), vis, lambda x, y: up4(w // 4 - 1 - y, x)),
+        "cropped to 16:9": (ir[h // 8 : h - h // 8], vis, lambda x, y: (x, y + h // 8)),
+        "cropped to 1:1": (ir[:, (w - h) // 2 : (w + h) // 2], vis, lambda x, y: (x + (w - h) // 2, y)),
+        "shrunk 4x, visible at 8 % (night)": (small, (vis * 0.08).astype(np.uint8), up4),
+        "flat frames": (*flat, None),
+        "flat frames, IR turned": (np.rot90(flat[0]), flat[1], None),
+    }
+    for label, (a, b, to_ir) in cases.items():
+        a = np.ascontiguousarray(a)
+        t0 = time.perf_counter()
+        try:
+            H = register([a], [b]).H
+        except CalibrationError as e:
+            print(
+                f"{label} ({a.shape[1]}x{a.shape[0]}): refused: {str(e)[:80]}...; {time.perf_counter() - t0:.1f} s"
+            )
+            continue
+        err = ""
+        if to_ir is not None:
+            ys, xs = np.mgrid[0 : a.shape[0] : 4, 0 : a.shape[1] : 4].astype(np.float64)
+            q = np.stack(to_ir(xs.ravel(), ys.ravel()), 1)
+            truth = project(M0, q)
+            err = f", {np.linalg.norm(project(H, np.stack([xs.ravel(), ys.ravel()], 1)) - truth, axis=1).mean():.2f} px from the pair's own mapping"
+        print(f"{label} ({a.shape[1]}x{a.shape[0]}): registered{err}; {time.perf_counter() - t0:.1f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    ap.add_argument("--only", choices=("bench", "selfreg", "auto", "unrelated", "checkerboard"))
+    ap.add_argument("--only", choices=("bench", "selfreg", "shapes", "auto", "unrelated", "checkerboard"))
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "calib_bench", help="bench: generated data")
     ap.add_argument("--per-set", type=int, default=16, help="bench: cases per set (video sets: half)")
     ap.add_argument("--seed", type=int, default=15, help="bench: seed of the warps")
@@ -507,6 +556,9 @@ def main() -> None:
         return
     if args.only == "selfreg":
         eval_selfreg(args.data)
+        return
+    if args.only == "shapes":
+        eval_shapes(args.data)
         return
     if args.only in (None, "auto"):
         eval_auto(args.data / "align" / "roadscene_warped")
