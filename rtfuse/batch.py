@@ -576,9 +576,11 @@ def _one_pool(jobs, rows, todo, options, workers, retries, evaluate, progress, s
     ctx = multiprocessing.get_context("spawn")
     slots = None
     if pin and hasattr(os, "sched_setaffinity"):  # Linux; elsewhere the scheduler places the workers
-        slots = ctx.Queue()
-        for c in core_sets(workers, sorted(os.sched_getaffinity(0))):
-            slots.put(c)
+        sets = core_sets(workers, sorted(os.sched_getaffinity(0)))
+        if sets:
+            slots = ctx.Queue()
+            for c in sets:
+                slots.put(c)
     pool = ProcessPoolExecutor(
         max_workers=workers, mp_context=ctx, initializer=init_worker, initargs=(slots,)
     )

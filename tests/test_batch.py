@@ -446,10 +446,7 @@ def test_core_sets_split_the_cores_among_the_workers():
     from rtfuse.batch import core_sets
 
     assert core_sets(2, [0, 1]) == [{0}, {1}]
-    assert core_sets(2, [0, 1, 2, 3, 4]) == [{0, 1}, {2}, {3, 4}][:0] or core_sets(2, [0, 1, 2, 3, 4]) == [
-        {0, 1},
-        {2, 3, 4},
-    ]
+    assert [len(s) for s in core_sets(2, [0, 1, 2, 3, 4])] in ([2, 3], [3, 2])
     assert core_sets(3, [4, 5, 6, 7, 8, 9]) == [{4, 5}, {6, 7}, {8, 9}]
     assert sorted(c for s in core_sets(3, list(range(16))) for c in s) == list(range(16))
     assert core_sets(3, [0, 1]) == []  # more workers than cores: the scheduler places them
@@ -471,7 +468,7 @@ def test_pool_workers_keep_to_their_own_cores():
     for c in core_sets(2, cores):
         slots.put(c)
     with ProcessPoolExecutor(2, mp_context=ctx, initializer=init_worker, initargs=(slots,)) as pool:
-        # one slow call per worker, so both workers answer
+        # calls slow enough that both workers take some
         seen = set(pool.map(_affinity_after, [0.5] * 8))
     assert seen == {(cores[0],), (cores[1],)}
 

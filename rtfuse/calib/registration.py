@@ -223,10 +223,8 @@ def _refine(lv: _Level, H: np.ndarray, model: str, iters: int = 40) -> np.ndarra
     ys, xs = np.mgrid[0:h:stride, 0:w:stride]
     xn = (xs.ravel() - (w - 1) / 2) / s
     yn = (ys.ravel() - (h - 1) / 2) / s
-    xn, yn = (
-        xn.astype(np.float32),
-        yn.astype(np.float32),
-    )  # float32: the normal equations are most of the time
+    # float32: forming the normal equations is most of the registration's time
+    xn, yn = xn.astype(np.float32), yn.astype(np.float32)
     npar = 6 if model == "affine" else 8
     prior = PERSPECTIVE_PRIOR if npar == 8 else 0.0
 
