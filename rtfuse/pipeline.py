@@ -98,8 +98,9 @@ class Pipeline:
             vis, ir = (RealtimeSource(s) if not s.live else s for s in (vis, ir))
             rec = vis if isinstance(vis, RealtimeSource) else ir
             self.notes.append(
-                f"{rec.inner.name} is played in real time (from its start) to pair with the live "
-                f"{(ir if rec is vis else vis).name}; frames it cannot keep up with are dropped"
+                f"{rec.inner.name} is played in real time (from its start, once the live source delivers) "
+                f"to pair with the live {(ir if rec is vis else vis).name}; frames it cannot keep up with "
+                "are dropped"
             )
             self.vis, self.ir = vis, ir
         self.live = vis.live or ir.live
@@ -117,6 +118,9 @@ class Pipeline:
         self._errors: list[tuple[str, BaseException]] = []
         self._err_lock = threading.Lock()
         self._ended: set[str] = set()  # roles whose source delivered its last frame
+        # set at the live source's first frame (or its end): a recording played in real time beside it
+        # starts its clock then, so a camera that takes a while to open does not cost it its first seconds
+        self._live_started = threading.Event()
         self._paired_all = False  # the pairing ran to its end (not stopped early)
 
     # -- queue helpers ---------------------------------------------------------------------
@@ -187,7 +191,12 @@ class Pipeline:
     def _capture(self, src: Source, q: queue.Queue, role: str) -> None:
         clock = _ThreadClock()
         stage = self.stats.stage(f"read {role}")
+        recording = isinstance(src, RealtimeSource)
         try:
+            while recording and not (
+                self._live_started.wait(0.05) or self._stop.is_set() or self._finish.is_set()
+            ):
+                pass
             frames = src.frames()
             while not (self._stop.is_set() or self._finish.is_set()):
                 t0 = time.perf_counter()
@@ -197,6 +206,8 @@ class Pipeline:
                 if f is None:
                     self._ended.add(role)
                     break
+                if src.live and not recording:
+                    self._live_started.set()
                 stage.add(dt)
                 self.stats.count(f"frames in {role}")
                 item = replace(f, received=time.monotonic())
@@ -207,6 +218,8 @@ class Pipeline:
         except BaseException as e:  # noqa: BLE001 - reported to the main thread
             self._fail(f"reading {role} ({src.name})", e, finish=True)
         finally:
+            if not recording:
+                self._live_started.set()  # a live source that ended or failed holds no recording back
             self._put(q, _END, clock)
             self.stats.overhead[f"read {role}"] = clock.overhead()
 
@@ -389,6 +402,11 @@ class Pipeline:
             src.open()
             opened.append(src)
         self.stage.check(self.ir.size, self.vis.size)
+        if self.live and self.stage.fuser is not None and self.vis.size:
+            # Load the kernels (and any first-call set-up) now: the first fusion takes about 0.5 s,
+            # in which a live run, keeping only the newest frames, would drop five frames a side at 10 fps.
+            w, h = self.vis.size
+            self.stage.fuser(np.zeros((h, w, 3), np.uint8), np.zeros((h, w), np.uint8))
         tolerance = self.tolerance
         if tolerance is None:
             tolerance = default_tolerance(self.vis.fps, self.ir.fps)
