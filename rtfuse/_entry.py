@@ -10,13 +10,15 @@ import os
 import sys
 
 from rtfuse import interrupt
-from rtfuse.heap import reuse_frame_memory
 
 
 def main() -> None:
     interrupt.install()
-    reuse_frame_memory()
     try:
+        # after install: a stop during any import here (ctypes for the heap, then the CLI's) is one line
+        from rtfuse.heap import reuse_frame_memory
+
+        reuse_frame_memory()
         from rtfuse.cli import main as cli_main
 
         code = cli_main()
