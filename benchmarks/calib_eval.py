@@ -43,6 +43,8 @@ import cv2
 import numpy as np
 import yaml
 
+from rtfuse.calib.homography import apply_h
+
 REPO = Path(__file__).resolve().parents[1]
 RTFUSE = [sys.executable, "-m", "rtfuse.cli"]
 
@@ -56,11 +58,6 @@ def gt_grid(mat: Path) -> tuple[np.ndarray, np.ndarray]:
     src = np.stack([xs.ravel(), ys.ravel()], 1)
     dst = np.stack([((g[..., 0] + 1) * w - 1) / 2, ((g[..., 1] + 1) * h - 1) / 2], -1).reshape(-1, 2)
     return src, dst
-
-
-def project(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    q = np.c_[pts, np.ones(len(pts))] @ H.T
-    return q[:, :2] / q[:, 2:3]
 
 
 def run_auto(ir: Path, vis: Path, out: Path) -> tuple[subprocess.CompletedProcess, float]:
@@ -93,7 +90,7 @@ def eval_auto(root: Path) -> None:
             dt = time.perf_counter() - t0
             src, dst = gt_grid(mat)
             Hb, _ = cv2.findHomography(src[::7], dst[::7], 0)
-            floor = float(np.linalg.norm(project(Hb, src) - dst, axis=1).mean())
+            floor = float(np.linalg.norm(apply_h(Hb, src) - dst, axis=1).mean())
             start = float(np.linalg.norm(src - dst, axis=1).mean())
             if r.returncode != 0 or not out.exists():
                 rows.append((name, start, float("nan"), floor, dt, contrast))
@@ -102,7 +99,7 @@ def eval_auto(root: Path) -> None:
                 )
                 continue
             H = np.array(yaml.safe_load(out.read_text())["homography"], np.float64)
-            epe = float(np.linalg.norm(project(H, src) - dst, axis=1).mean())
+            epe = float(np.linalg.norm(apply_h(H, src) - dst, axis=1).mean())
             rows.append((name, start, epe, floor, dt, contrast))
             print(
                 f"{name:>8}: displacement {start:5.1f} px -> EPE {epe:5.2f} px (best homography {floor:.2f}), "
@@ -152,10 +149,10 @@ def _cb_model_errors(
     if calib.get("vis_lens"):
         k, d = np.array(calib["vis_lens"]["camera_matrix"]), np.array(calib["vis_lens"]["dist_coeffs"])
         pts = cv2.undistortPoints(pts, k, d, P=k, criteria=crit)
-    back = project(np.linalg.inv(np.array(calib["homography"], np.float64)), pts.reshape(-1, 2))
+    back = apply_h(np.linalg.inv(np.array(calib["homography"], np.float64)), pts.reshape(-1, 2))
     if calib.get("ir_lens"):
         k, d = np.array(calib["ir_lens"]["camera_matrix"]), np.array(calib["ir_lens"]["dist_coeffs"])
-        n = project(np.linalg.inv(k), back)
+        n = apply_h(np.linalg.inv(k), back)
         back = cv2.projectPoints(np.c_[n, np.ones(len(n))], np.zeros(3), np.zeros(3), k, d)[0].reshape(-1, 2)
     return min((np.linalg.norm(back - ir_pts[p], axis=1) for p in orderings(pattern)), key=lambda e: e.mean())
 
@@ -314,9 +311,7 @@ def _compose(M: np.ndarray, grid: np.ndarray) -> np.ndarray:
     from rtfuse.calib.warpgen import grid_to_pixels
 
     h, w = grid.shape[:2]
-    q = grid_to_pixels(grid).reshape(-1, 2)
-    q = np.c_[q, np.ones(len(q))] @ M.T
-    p = (q[:, :2] / q[:, 2:3]).reshape(h, w, 2)
+    p = apply_h(M, grid_to_pixels(grid).reshape(-1, 2)).reshape(h, w, 2)
     return np.stack([(2 * p[..., 0] + 1) / w - 1, (2 * p[..., 1] + 1) / h - 1], -1)
 
 
@@ -468,7 +463,7 @@ def eval_selfreg(data: Path) -> None:
                 continue
             ys, xs = np.mgrid[0:h:4, 0:w:4]
             pts = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64)
-            offsets.append(float(np.linalg.norm(project(H, pts) - pts, axis=1).mean()))
+            offsets.append(float(np.linalg.norm(apply_h(H, pts) - pts, axis=1).mean()))
             flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
             both = (
                 cv2.warpPerspective(np.ones_like(vis), H, (w, h), flags=flags) > 0
@@ -545,9 +540,9 @@ def eval_shapes(data: Path) -> None:
             err = np.inf  # a flat case registered: wrong by definition
             if to_ir is not None:
                 ys, xs = np.mgrid[0 : a.shape[0] : 4, 0 : a.shape[1] : 4].astype(np.float64)
-                truth = project(M0, np.stack(to_ir(xs.ravel(), ys.ravel()), 1))
+                truth = apply_h(M0, np.stack(to_ir(xs.ravel(), ys.ravel()), 1))
                 err = float(
-                    np.linalg.norm(project(H, np.stack([xs.ravel(), ys.ravel()], 1)) - truth, axis=1).mean()
+                    np.linalg.norm(apply_h(H, np.stack([xs.ravel(), ys.ravel()], 1)) - truth, axis=1).mean()
                 )
             results.setdefault(label, []).append(err)
             print(

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, data_dir
+from rtfuse.calib.homography import apply_h
 from rtfuse.calib.registration import register
 from rtfuse.calib.warpgen import (
     WarpSpec,
@@ -115,8 +116,7 @@ def _mapping_error(H: np.ndarray, truth, size: tuple[int, int]) -> float:
     w, h = size
     ys, xs = np.mgrid[0:h:4, 0:w:4].astype(np.float64)
     p = np.stack([xs.ravel(), ys.ravel()], 1)
-    q = np.c_[p, np.ones(len(p))] @ H.T
-    return float(np.linalg.norm(q[:, :2] / q[:, 2:3] - truth(p), axis=1).mean())
+    return float(np.linalg.norm(apply_h(H, p) - truth(p), axis=1).mean())
 
 
 @pytest.mark.parametrize("turns", [1, 3])

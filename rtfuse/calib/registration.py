@@ -279,6 +279,11 @@ def _refine(lv: _Level, H: np.ndarray, model: str, iters: int = 40) -> np.ndarra
     return H
 
 
+def _other_shape(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """Whether two (w, h) frames' aspect ratios are more than 3 % apart."""
+    return abs(np.log((a[0] / a[1]) / (b[0] / b[1]))) > 0.03
+
+
 def placements(
     ir_size: tuple[int, int], vis_size: tuple[int, int], half_turn: bool = False
 ) -> list[np.ndarray]:
@@ -290,7 +295,7 @@ def placements(
     """
     (wi, hi), (wv, hv) = ir_size, vis_size
     out = [_resize_matrix(ir_size, vis_size)]
-    if abs(np.log((wi / hi) / (wv / hv))) > 0.03:
+    if _other_shape(ir_size, vis_size):
         for k in (min(wv / wi, hv / hi), max(wv / wi, hv / hi)):
             out.append(
                 np.array(
@@ -393,7 +398,7 @@ def register(ir_frames: list[np.ndarray], vis_frames: list[np.ndarray], starts: 
     # The IR resized onto it (the start hypothesis "same field of view"); with another shape than
     # the visible, kept at its own shape and the visible's area, and placed by `placements`.
     ir_work = work
-    if len(placements(size_ir, (wv, hv))) > 1:
+    if _other_shape(size_ir, (wv, hv)):
         ki = np.sqrt(work[0] * work[1] / (wi * hi))
         ir_work = (max(48, round(size_ir[0] * ki)), max(48, round(size_ir[1] * ki)))
     S_ir, S_vis = _resize_matrix(size_ir, ir_work) @ T, _resize_matrix((wv, hv), work)
