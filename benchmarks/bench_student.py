@@ -7,7 +7,8 @@ to the reference (how many times faster), the ratio of the fastest frames (the l
 other load), and its difference from today's student (torch, float32) in levels. The load average
 is printed before and after.
 
-    .venv/bin/python benchmarks/bench_student.py [--threads 2] [--size 640x480] [--rounds 7] [--int8]
+    .venv/bin/python benchmarks/bench_student.py [--threads 2] [--size 640x480] [--rounds 7] [--int8] \
+        [--before OLD_student.onnx]
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--int8", action="store_true", help="also a statically quantised int8 student")
     ap.add_argument("--json", type=Path, help="also write the results as JSON")
+    ap.add_argument("--before", type=Path, help="an earlier student .onnx, timed alongside the shipped one")
     args = ap.parse_args()
 
     import onnxruntime as ort
@@ -142,6 +144,10 @@ def main() -> None:
             spin=False
         ),
     }
+    if args.before:
+        rows[f"earlier student, ONNX Runtime, no spinning ({args.before})"] = onnx_variant(
+            spin=False, path=args.before
+        )
     if args.int8:
         rows["student, ONNX Runtime int8 (static QDQ, per-channel)"] = onnx_variant(
             spin=False, path=int8_model(plain, tmp / "student_int8.onnx", frames)
@@ -149,7 +155,7 @@ def main() -> None:
 
     quality = {}
     for name, fn in rows.items():
-        if name.startswith("student"):
+        if "student" in name:
             d = [np.abs(fn(v, i).astype(np.int16) - today(v, i)) for v, i in frames]
             quality[name] = (int(max(x.max() for x in d)), float(np.mean([x.mean() for x in d])))
         fn(*frames[0])  # warm-up

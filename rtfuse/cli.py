@@ -704,7 +704,11 @@ def _train_config(args: argparse.Namespace):
         degrade=args.degrade,
         ship=str(getattr(args, "ship", "") or ""),
         teacher=str(getattr(args, "teacher", "") or ""),
-        **{k: getattr(args, k) for k in ("w_feat", "w_out", "w_base", "teacher_input") if hasattr(args, k)},
+        **{
+            k: getattr(args, k)
+            for k in ("w_feat", "w_out", "w_base", "teacher_input", "restore", "w_restore", "train_only")
+            if hasattr(args, k)
+        },
     )
 
 
@@ -1191,7 +1195,12 @@ def _add_distill(sub) -> None:
         "student on the base loss alone (the ablation). Resumable like train teacher.",
     )
     _training_args(q, 2000, "runs/student")
-    q.add_argument("--teacher", type=Path, required=True, help="teacher checkpoint (runs/teacher/teacher.pt)")
+    q.add_argument(
+        "--teacher",
+        type=Path,
+        help="teacher checkpoint (runs/teacher/teacher.pt); not needed to pre-train the restorers "
+        "(--train-only restore with --w-base 0 --w-feat 0 --w-out 0)",
+    )
     for flag, default, what in (
         ("--w-feat", 1.0, "L1 between the projected student features and the teacher's, at 3 levels"),
         ("--w-out", 4.0, "L1 between the student's and the teacher's outputs"),
@@ -1207,6 +1216,24 @@ def _add_distill(sub) -> None:
         help="what the teacher fuses when --degrade makes the student's input degraded: the same "
         "degraded pair (DTPF, with its sentence; default) or the clean pair it was made from, so "
         "the student learns to give on degraded input what the teacher gives on clean input",
+    )
+    q.add_argument(
+        "--restore",
+        action="store_true",
+        help="the student-restore architecture: a small restorer per source in front of the fusion, "
+        "trained to give back the clean crop (with --degrade); --init may name a plain student",
+    )
+    q.add_argument(
+        "--w-restore",
+        type=NON_NEGATIVE,
+        default=1.0,
+        help="weight of the restorers' L1 to the clean crops, values and Sobel gradients (default 1)",
+    )
+    q.add_argument(
+        "--train-only",
+        choices=("all", "restore"),
+        default="all",
+        help="restore: train the restorers alone, the fusion keeping the weights of --init (default all)",
     )
     q.add_argument(
         "--ship",

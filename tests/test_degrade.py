@@ -13,6 +13,7 @@ from rtfuse.training.degrade import (
     Degradation,
     apply,
     describe,
+    exposed,
     reliability,
     sample,
 )
@@ -106,3 +107,18 @@ def test_reliability_trusts_the_less_degraded_source():
     assert wv + wi == pytest.approx(2) and wv == pytest.approx(3 * wi)
     wv, wi = reliability(Degradation(vis_dark=0.5, ir_noise=0.5))
     assert wv == pytest.approx(wi)
+
+
+def test_a_restorers_target_keeps_the_exposure_and_drops_the_rest(pair):
+    """degrade.exposed: the clean visible at the degraded copy's exposure (dark stays dark), with
+    none of its blur or noise; without an exposure fault it is the clean visible itself."""
+    vis, ir = pair
+    rng = np.random.default_rng(0)
+    assert np.array_equal(exposed(vis, Degradation(vis_blur=0.8, vis_jpeg=0.5)), vis)
+    d = Degradation(vis_dark=0.7, vis_blur=0.5)
+    dark, _ = apply(vis, ir, d, rng)
+    target = exposed(vis, d)
+    assert abs(float(target.mean()) - float(dark.mean())) < 2 < float(vis.mean()) - float(target.mean())
+    assert grad(target) > 1.5 * grad(cv2.GaussianBlur(target, (0, 0), 2.0))  # sharp, not the blurred copy
+    over = exposed(vis, Degradation(vis_over=0.5))
+    assert over.mean() > vis.mean() + 20

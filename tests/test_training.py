@@ -65,6 +65,30 @@ def test_student_is_a_tenth_of_the_teacher():
         s(y, y, torch.zeros(384))
 
 
+def test_restorers_start_as_the_identity_and_see_whole_columns():
+    from rtfuse.fusion.nets import student_restore
+
+    torch.manual_seed(0)
+    plain, restoring = student().eval(), student_restore().eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(plain.head.weight, std=0.05)  # zero-initialised: give it a function
+    missing, unexpected = restoring.load_state_dict(plain.state_dict(), strict=False)
+    assert all(k.startswith("restore.") for k in missing) and not unexpected
+    y, ir = torch.rand(1, 1, 37, 53), torch.rand(1, 1, 37, 53)  # odd sizes: padded inside
+    with torch.no_grad():
+        assert torch.equal(plain(y, ir)[0], restoring(y, ir)[0])
+        fused, _, (ry, rir) = restoring.forward_all(y, ir)
+    assert torch.equal(ry, y) and torch.equal(rir, ir) and fused.shape == y.shape
+    # A pixel's correction depends on the far end of its column (a stripe is a whole column) more than
+    # on a pixel as far away in another column (the frame branch only), though no 3x3 stack of this
+    # depth reaches either.
+    r = restoring.restore[1]
+    torch.nn.init.normal_(r.out.weight, std=0.01)  # small: the output stays inside [0, 1], unclamped
+    x = (0.25 + 0.5 * torch.rand(1, 1, 64, 64)).requires_grad_()
+    r(x)[0, 0, 0, 10].backward()
+    assert x.grad[0, 0, 63, 10].abs() > 3 * x.grad[0, 0, 63, 10 + 32].abs() > 0
+
+
 def test_teacher_reads_the_text_at_every_scale():
     torch.manual_seed(0)
     t = teacher().eval()
@@ -225,6 +249,36 @@ def test_the_teacher_fuses_the_pair_its_input_names(dataset, work, monkeypatch, 
         assert max(seen) < 1.0  # real crops, not the white "degraded" ones
     else:
         assert min(seen) == 1.0
+
+
+@pytest.mark.parametrize("own_loss_only", [False, True])
+def test_restoring_student_trains_its_restorers_alone(dataset, work, student_run, own_loss_only):
+    """--restore --train-only restore --init STUDENT: the fusion keeps the student's weights, the
+    restorers learn to give back the clean crops, and the result runs as the student backend. With
+    every fusion weight at 0 the restorers train on their own loss (their pre-training)."""
+    out = work / f"student_restore_{own_loss_only}"
+    teacher = ["--teacher", student_run["student"], "--teacher-input", "clean"]
+    alone = ["--w-base", "0", "--w-feat", "0", "--w-out", "0"] if own_loss_only else teacher
+    code, _ = run_main(["distill", "student", *common(dataset), *DEGRADE, "--out", out, "--steps", "2",
+                        "--restore", "--train-only", "restore", "--init", student_run["student"],
+                        "--lr", "1e-2", *alone])  # fmt: skip
+    assert code == 0
+    before, after = checkpoint.load(student_run["student"])["model"], checkpoint.load(out / "last.pt")
+    assert after["arch"] == "student-restore"
+    fusion = [k for k in after["model"] if not k.startswith("restore.")]
+    assert fusion and all(torch.equal(after["model"][k], before[k]) for k in fusion)
+    assert after["model"]["restore.1.out.weight"].abs().max() > 0  # moved from its zero start
+    vis, ir = SyntheticScene(96, 64).render(0)
+    out_img = rtfuse.load_fuser("student", path=out / "student-restore.pt")(vis, ir)
+    assert out_img.shape == vis.shape and out_img.dtype == np.uint8
+
+
+def test_training_the_restorers_alone_needs_them_and_weights(dataset, work):
+    code, log = run_main(["distill", "student", *common(dataset), "--out", work / "x", "--steps", "1",
+                          "--teacher", "t.pt", "--train-only", "restore"])  # fmt: skip
+    assert code == 1 and "needs --restore and --init" in log
+    code, log = run_main(["distill", "student", *common(dataset), "--out", work / "y", "--steps", "1"])
+    assert code == 1 and "needs --teacher CHECKPOINT" in log
 
 
 @pytest.fixture(scope="module")

@@ -86,13 +86,77 @@ class Encoder(nn.Module):
         return [f0, f1, f2, self.s3(f2)]
 
 
+def _gauss_kernel(sigma: float) -> torch.Tensor:
+    r = int(3 * sigma + 0.5)
+    k = torch.exp(-(torch.arange(-r, r + 1, dtype=torch.float32) ** 2) / (2 * sigma * sigma))
+    return k / k.sum()
+
+
+class Restorer(nn.Module):
+    """Blind clean-up of one source before fusion, (B, 1, H, W) in [0, 1] with H and W even.
+
+    ``x + r + sum_k g_k * b_k``: ``b_k`` are the frame's detail bands (differences of Gaussians at
+    sigma 0, 1, 2 and 4 pixels); the per-pixel gains ``g_k`` (positive: sharpen, as an unsharp mask
+    whose strength the content decides; negative: smooth noise) and a free residual ``r`` come from
+    a small network. Gains make deblurring one direction per band to learn, where a free residual
+    learnt nothing of it in the same steps. The network runs at half resolution on the
+    pixel-unshuffled frame (4 channels: a 2x2 block per pixel); a profile branch adds the mean of
+    the features over each column and each row back to them, because a fixed stripe pattern spans a
+    whole column (or row), which no local filter can tell from texture, and a frame branch adds the
+    frame means (blur is a property of the frame). Starts as the identity
+    (zero-initialised output layer).
+    """
+
+    SIGMAS = (1.0, 2.0, 4.0)
+
+    def __init__(self, c: int = 12, blocks: int = 1) -> None:
+        super().__init__()
+        self.inp = nn.Conv2d(4, c, 3, padding=1)
+        self.body = nn.Sequential(*[ResBlock(c) for _ in range(blocks)])
+        self.cols = nn.Conv2d(c, c, 1)
+        self.rows = nn.Conv2d(c, c, 1)
+        self.frame = nn.Linear(c + len(self.SIGMAS), c)
+        self.out = nn.Conv2d(c, 4 * (1 + len(self.SIGMAS)), 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        for i, s in enumerate(self.SIGMAS):
+            self.register_buffer(f"gauss{i}", _gauss_kernel(s), persistent=False)
+
+    def bands(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, len(SIGMAS), H, W): x - G1 x, G1 x - G2 x, G2 x - G4 x (replicate borders)."""
+        levels = [x]
+        for i in range(len(self.SIGMAS)):
+            k = getattr(self, f"gauss{i}")
+            r = k.numel() // 2
+            y = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+            levels.append(F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1)))
+        return torch.cat([a - b for a, b in zip(levels[:-1], levels[1:])], 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.bands(x)
+        z = self.body(F.leaky_relu(self.inp(F.pixel_unshuffle(x, 2)), 0.1))
+        # How blurred or noisy the frame is shows in the whole frame (no sharp edge anywhere), not
+        # at a pixel: the features' frame means and the log energy of each band steer every pixel.
+        frame = self.frame(torch.cat([z.mean((2, 3)), torch.log(b.abs().mean((2, 3)) + 1e-4)], 1))
+        z = (
+            z
+            + self.cols(z.mean(2, keepdim=True))
+            + self.rows(z.mean(3, keepdim=True))
+            + frame[..., None, None]
+        )
+        out = F.pixel_shuffle(self.out(F.leaky_relu(z, 0.1)), 2)  # (B, 1 + bands, H, W): residual, gains
+        gained = (out[:, 1:] * b).sum(1, keepdim=True)
+        return (x + out[:, :1] + gained).clamp(0.0, 1.0)
+
+
 class FusionNet(nn.Module):
     """``forward(vis_y, ir, text=None) -> (fused_y, features)``; inputs (B, 1, H, W) in [0, 1].
 
     ``features``: the bottleneck (1/8) and the 1/4 and 1/2 decoder features, for distillation.
     ``text``: (B, TEXT_DIM) or (TEXT_DIM,) sentence embeddings, for a text-conditioned net only;
     None uses the stored "clean" embedding. H and W may be anything: inputs are padded to a
-    multiple of 8 internally.
+    multiple of 8 internally. ``restore``: each source first passes its own :class:`Restorer`
+    (the ``student-restore`` architecture, issue 13); :meth:`restored` gives their outputs.
     """
 
     def __init__(
@@ -101,9 +165,11 @@ class FusionNet(nn.Module):
         enc_blocks: int = 2,
         mid_blocks: int = 3,
         text: bool = True,
+        restore: bool = False,
     ) -> None:
         super().__init__()
         self.widths = tuple(widths)
+        self.restore = nn.ModuleList([Restorer(), Restorer()]) if restore else None
         self.enc_vis = Encoder(self.widths, enc_blocks)
         self.enc_ir = Encoder(self.widths, enc_blocks)
         self.fuse = nn.ModuleList(CrossFuse(w) for w in self.widths)
@@ -125,13 +191,31 @@ class FusionNet(nn.Module):
         nn.init.zeros_(self.head.weight)  # start as the per-pixel max
         nn.init.zeros_(self.head.bias)
 
+    def restored(self, vis_y: torch.Tensor, ir: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The sources as the fusion sees them: through the restorers (identity without them)."""
+        if self.restore is None:
+            return vis_y, ir
+        h, w = vis_y.shape[-2:]
+        pad = (0, w % 2, 0, h % 2)
+        if any(pad):
+            vis_y, ir = F.pad(vis_y, pad, mode="replicate"), F.pad(ir, pad, mode="replicate")
+        return self.restore[0](vis_y)[..., :h, :w], self.restore[1](ir)[..., :h, :w]
+
     def forward(
         self, vis_y: torch.Tensor, ir: torch.Tensor, text: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        y, feats, _ = self.forward_all(vis_y, ir, text)
+        return y, feats
+
+    def forward_all(
+        self, vis_y: torch.Tensor, ir: torch.Tensor, text: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """``forward``, plus the restored sources (cropped to H x W) for training's restoration loss."""
         h, w = vis_y.shape[-2:]
         pad = (0, (-w) % 8, 0, (-h) % 8)
         if any(pad):
             vis_y, ir = F.pad(vis_y, pad, mode="replicate"), F.pad(ir, pad, mode="replicate")
+        vis_y, ir = self.restored(vis_y, ir)
         fv, fi = self.enc_vis(vis_y), self.enc_ir(ir)
         f = [fuse(a, b) for fuse, a, b in zip(self.fuse, fv, fi)]
         x = f[3]
@@ -162,7 +246,7 @@ class FusionNet(nn.Module):
         # (a sigmoid here saturated and stalled training), just the valid range.
         base = torch.maximum(vis_y, ir)
         y = (base + self.head(torch.cat([x, vis_y, ir], 1))).clamp(0.0, 1.0)
-        return y[..., :h, :w], feats
+        return y[..., :h, :w], feats, (vis_y[..., :h, :w], ir[..., :h, :w])
 
 
 def teacher(**kw) -> FusionNet:
@@ -175,4 +259,9 @@ def student(**kw) -> FusionNet:
     return FusionNet(widths=(8, 16, 24, 40), enc_blocks=1, mid_blocks=2, text=False, **kw)
 
 
-ARCHS = {"teacher": teacher, "student": student}
+def student_restore(**kw) -> FusionNet:
+    """The student with a :class:`Restorer` per source in front (issue 13: degraded inputs)."""
+    return FusionNet(widths=(8, 16, 24, 40), enc_blocks=1, mid_blocks=2, text=False, restore=True, **kw)
+
+
+ARCHS = {"teacher": teacher, "student": student, "student-restore": student_restore}

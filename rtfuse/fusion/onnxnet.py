@@ -136,7 +136,8 @@ def export_onnx(
 ) -> dict[str, object]:
     """Write the network in ``checkpoint`` (a .pt) to ``output`` as ONNX; return a summary dict.
 
-    ``expect``: the architecture the checkpoint must hold (``student`` or ``teacher``), if any.
+    ``expect``: the backend the checkpoint must be for (``student`` or ``teacher``), if any; a
+    ``student-restore`` is a student.
     ``merge_stem``: run the encoders' full-resolution stage as one convolution (see
     :func:`_export_module`); default: for the student.
 
@@ -163,7 +164,7 @@ def export_onnx(
 
     net, ck = load_model(checkpoint, "cpu")
     arch = str(ck.get("arch"))
-    if expect is not None and arch != expect:
+    if expect is not None and arch.split("-")[0] != expect:
         raise InputError(f"{checkpoint} holds a {arch}, not a {expect}", option="backend")
     if merge_stem is None:  # the stem's two streams fit one 16-channel block (the student's 2 x 8)
         merge_stem = net.film is None and 2 * net.widths[0] <= 16
@@ -352,6 +353,8 @@ def _export_module(net, merge_stem: bool):
             h, w = vis_y.shape[-2:]
             vis_y, ir = pad8(vis_y, ir)
             n, ev, ei = self.net, self.net.enc_vis, self.net.enc_ir
+            if n.restore is not None:  # student-restore: each source through its restorer (even H, W here)
+                vis_y, ir = n.restore[0](vis_y), n.restore[1](ir)
             f0 = self.stem1(F.leaky_relu(self.stem0(torch.cat([vis_y, ir], 1)), 0.1))  # = cat(f0 vis, f0 ir)
             f1v = ev.s1[2](F.leaky_relu(self.down_vis(f0), 0.1))
             f1i = ei.s1[2](F.leaky_relu(self.down_ir(f0), 0.1))

@@ -139,20 +139,37 @@ def _ir(ir: np.ndarray, d: Degradation, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
+def _exposure(x: np.ndarray, d: Degradation) -> np.ndarray:
+    """The visible faults that change the exposure, not the detail: low light's gain and gamma,
+    over-exposure's gain and lift (float32 levels, not clipped)."""
+    if d.vis_dark:
+        s = d.vis_dark
+        # max(x, 0): the power of a negative level is NaN
+        x = 255 * ((np.maximum(x, 0) / 255) * (1 - 0.88 * s)) ** (1 + 0.8 * s)
+    if d.vis_over:
+        x = x * (1 + 1.5 * d.vis_over) + 40 * d.vis_over
+    return x
+
+
+def exposed(vis: np.ndarray, d: Degradation) -> np.ndarray:
+    """The clean visible uint8 (H, W, 3) at the exposure of its degraded copy: what a restorer gives
+    back (detail, not light: a dark scene stays dark, as the clean night scenes it cannot tell apart)."""
+    if not (d.vis_dark or d.vis_over):
+        return vis.copy()
+    return np.clip(np.rint(_exposure(vis.astype(np.float32), d)), 0, 255).astype(np.uint8)
+
+
 def _vis(vis: np.ndarray, d: Degradation, rng: np.random.Generator) -> np.ndarray:
     x = vis.astype(np.float32)
     if d.vis_blur:
         x = cv2.GaussianBlur(x, (0, 0), 0.5 + 3 * d.vis_blur)
     if d.vis_motion:
         x = cv2.filter2D(x, -1, _motion_kernel(3 + 18 * d.vis_motion, rng.uniform(0, np.pi)))
+    x = _exposure(x, d)
     if d.vis_dark:
-        s = d.vis_dark
-        x = 255 * ((x / 255) * (1 - 0.88 * s)) ** (1 + 0.8 * s)
-        sigma = 1 + 7 * s
+        sigma = 1 + 7 * d.vis_dark
         luma_noise = rng.normal(0, sigma, x.shape[:2]).astype(np.float32)[..., None]
         x = x + luma_noise + rng.normal(0, 0.5 * sigma, x.shape).astype(np.float32)
-    if d.vis_over:
-        x = x * (1 + 1.5 * d.vis_over) + 40 * d.vis_over
     out = np.clip(np.rint(x), 0, 255).astype(np.uint8)
     if d.vis_jpeg:
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(round(60 - 55 * d.vis_jpeg))])
@@ -237,6 +254,17 @@ def describe(d: Degradation, rng: np.random.Generator) -> str:
     if rng.random() < 0.3:  # sometimes the clean modality goes unmentioned
         clauses = [(m, c) for m, c in clauses if d.severity(m)]
     return ("; " if rng.random() < 0.6 else ". ").join(c for _, c in clauses)
+
+
+def exposed_batch(vis_u8, degs: list[Degradation]):
+    """:func:`exposed` over a uint8 torch batch (n, 3, h, w) BGR and its degradations."""
+    import torch
+
+    out = [
+        exposed(np.ascontiguousarray(v.transpose(1, 2, 0)), d).transpose(2, 0, 1)
+        for v, d in zip(vis_u8.numpy(), degs)
+    ]
+    return torch.from_numpy(np.stack(out))
 
 
 def degrade_batch(vis_u8, ir_u8, rng: np.random.Generator, p_degraded: float = 0.85):

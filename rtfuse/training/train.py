@@ -23,8 +23,8 @@ from rtfuse.fusion.text import CLEAN_PROMPT, TextEncoder
 from rtfuse.messages import make_console
 from rtfuse.training import checkpoint
 from rtfuse.training.data import CropSampler, darken, load_pairs, to_float
-from rtfuse.training.degrade import degrade_batch, describe, reliability
-from rtfuse.training.losses import distill_loss, fusion_loss
+from rtfuse.training.degrade import degrade_batch, describe, exposed_batch, reliability
+from rtfuse.training.losses import distill_loss, fusion_loss, restore_loss
 from rtfuse.training.models import ARCHS, n_params
 from rtfuse.training.schedule import cosine_lr
 
@@ -55,6 +55,9 @@ class TrainConfig:
     w_out: float = 4.0
     w_base: float = 1.0
     teacher_input: Literal["degraded", "clean"] = "degraded"  # "clean": the teacher fuses the clean crops
+    restore: bool = False  # the student-restore architecture: a Restorer per source in front
+    w_restore: float = 1.0  # weight of the restorers' L1 (values and Sobel gradients) to the clean crops
+    train_only: Literal["all", "restore"] = "all"  # "restore": the fusion part stays as --init left it
 
 
 # Cosine schedule floor (fraction of the peak rate) and warm-up steps, as the shipped networks were trained.
@@ -78,6 +81,12 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
     """Shared loop of teacher training and student distillation (the latter when cfg.teacher)."""
     if cfg.teacher_input not in ("degraded", "clean"):
         raise ValueError(f"teacher_input must be 'degraded' or 'clean', got {cfg.teacher_input!r}")
+    if cfg.train_only not in ("all", "restore"):
+        raise ValueError(f"train_only must be 'all' or 'restore', got {cfg.train_only!r}")
+    if cfg.train_only == "restore" and not (cfg.restore and cfg.init):
+        raise RtfuseError("training the restorers alone needs --restore and --init (the fusion weights)")
+    if cfg.restore and arch == "student":
+        arch = "student-restore"
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     ckpt_path = out / "last.pt"
@@ -97,7 +106,13 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
     # degraded crops they describe.
     reads_text = teacher is not None and teacher.film is not None and cfg.teacher_input == "degraded"
     texts = TextEncoder() if (net.film is not None or reads_text) else None
-    params = list(net.parameters()) + (list(proj.parameters()) if proj is not None else [])
+    trained = net.restore if cfg.train_only == "restore" else net
+    if trained is not net:
+        for p in net.parameters():
+            p.requires_grad_(False)
+        for p in trained.parameters():
+            p.requires_grad_(True)
+    params = list(trained.parameters()) + (list(proj.parameters()) if proj is not None else [])
     opt = torch.optim.Adam(params, lr=cfg.lr)
     sampler = CropSampler([p for root in cfg.data for p in load_pairs(root, "train")], cfg.crop, cfg.seed)
     start = 0
@@ -113,9 +128,11 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
         console.print(f"resuming {ckpt_path} at step {start}")
     elif cfg.init:
         init, ck = checkpoint.load_model(cfg.init, cfg.device)
-        if ck["arch"] != arch:
+        if ck["arch"] != arch and not (arch == "student-restore" and ck["arch"] == "student"):
             raise RtfuseError(f"--init {cfg.init} holds a {ck['arch']}, not a {arch}")
-        net.load_state_dict(init.state_dict())
+        # a student's weights start a student-restore: its restorers start as the identity
+        missing, _ = net.load_state_dict(init.state_dict(), strict=False)
+        assert all(k.startswith("restore.") for k in missing), missing
         console.print(f"starting from the weights of {cfg.init}")
     if net.film is not None:  # a teacher called without a text is told its input is clean
         net.clean_text.copy_(torch.from_numpy(texts([CLEAN_PROMPT])[0]))
@@ -142,7 +159,45 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
             texts.save()
 
     distill_only_output = teacher is not None and cfg.w_feat == 0 and cfg.w_out == 0
+    restore_only = _restore_only(cfg)
     t0 = time.time()
+
+    def checkpoint_at(step: int, loss: torch.Tensor) -> None:
+        if (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps:
+            save(step + 1)
+            if not console.is_terminal:  # a log file gets no progress bar: a line per checkpoint
+                console.print(
+                    f"step {step + 1}/{cfg.steps} loss {loss.item():.4f} ({time.time() - t0:.0f} s)"
+                )
+
+    def fusion_step(in_y, in_ir, vis, vis_y, ir, text, weights):
+        """The fusion's loss on one batch (the base loss, with the teacher's terms when distilling)
+        and the restored sources."""
+        fused, feats, (r_y, r_ir) = net.forward_all(in_y, in_ir, text if net.film is not None else None)
+        loss, terms = fusion_loss(
+            fused,
+            vis_y,
+            ir,
+            vis,
+            {"base": cfg.base_weight},
+            detail=cfg.detail,
+            detail_edges=cfg.detail_edges,
+            base_sigma=cfg.base_sigma,
+            source_weights=weights,
+        )
+        if teacher is not None:
+            if distill_only_output:  # the ablation: the base loss alone, no teacher pass
+                loss = cfg.w_base * loss
+            else:
+                with torch.no_grad():
+                    if cfg.teacher_input == "clean":  # the pair before degradation, told "clean"
+                        t_out, t_feats = teacher(vis_y, ir, None)
+                    else:
+                        t_out, t_feats = teacher(in_y, in_ir, text)
+                s_feats = [p(f) for p, f in zip(proj, feats)]
+                loss = distill_loss(loss, s_feats, t_feats, fused, t_out, cfg.w_base, cfg.w_feat, cfg.w_out)
+        return loss, (r_y, r_ir)
+
     with _progress(console) as progress:
         task = progress.add_task(f"training {arch}", total=cfg.steps, completed=start, loss="-")
         for step in range(start, cfg.steps):
@@ -151,6 +206,7 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
             vis_u8, ir_u8 = darken(*sampler.batch(cfg.batch), cfg.dark, cfg.ir_dark)
             vis, vis_y, ir = to_float(vis_u8, ir_u8, cfg.device)  # the targets
             weights, text = None, None
+            clean_vis_u8 = vis_u8
             if cfg.degrade > 0:
                 vis_u8, ir_u8, degs = degrade_batch(vis_u8, ir_u8, sampler.rng, cfg.degrade)
                 # Drawn whether or not a network reads them, so a seed gives the same crops either way.
@@ -159,43 +215,23 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
                     text = torch.from_numpy(texts(sentences)).to(cfg.device)
                 if net.film is not None:
                     weights = torch.tensor([reliability(d) for d in degs], device=cfg.device)
+            restore_y = vis_y  # what the visible restorer gives back: the clean crop at its exposure
+            if cfg.degrade > 0 and net.restore is not None:
+                _, restore_y, _ = to_float(exposed_batch(clean_vis_u8, degs), ir_u8, cfg.device)
             _, in_y, in_ir = to_float(vis_u8, ir_u8, cfg.device)
-            fused, feats = net(in_y, in_ir, text if net.film is not None else None)
-            loss, terms = fusion_loss(
-                fused,
-                vis_y,
-                ir,
-                vis,
-                {"base": cfg.base_weight},
-                detail=cfg.detail,
-                detail_edges=cfg.detail_edges,
-                base_sigma=cfg.base_sigma,
-                source_weights=weights,
-            )
-            if teacher is not None:
-                if distill_only_output:  # the ablation: the base loss alone, no teacher pass
-                    loss = cfg.w_base * loss
-                else:
-                    with torch.no_grad():
-                        if cfg.teacher_input == "clean":  # the pair before degradation, told "clean"
-                            t_out, t_feats = teacher(vis_y, ir, None)
-                        else:
-                            t_out, t_feats = teacher(in_y, in_ir, text)
-                    s_feats = [p(f) for p, f in zip(proj, feats)]
-                    loss = distill_loss(
-                        loss, s_feats, t_feats, fused, t_out, cfg.w_base, cfg.w_feat, cfg.w_out
-                    )
+            if restore_only:  # the restorers' own loss (added below): no fusion, no teacher
+                r_y, r_ir = net.restored(in_y, in_ir)
+                loss = torch.zeros((), device=cfg.device)
+            else:
+                loss, (r_y, r_ir) = fusion_step(in_y, in_ir, vis, vis_y, ir, text, weights)
+            if net.restore is not None and cfg.w_restore > 0:  # the clean crops are what they restore to
+                loss = loss + cfg.w_restore * (restore_loss(r_y, restore_y) + restore_loss(r_ir, ir))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             progress.update(task, advance=1, loss=f"{loss.item():.4f}")
-            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps:
-                save(step + 1)
-                if not console.is_terminal:  # a log file gets no progress bar: a line per checkpoint
-                    console.print(
-                        f"step {step + 1}/{cfg.steps} loss {loss.item():.4f} ({time.time() - t0:.0f} s)"
-                    )
+            checkpoint_at(step, loss)
     final = out / f"{arch}.pt"
     checkpoint.save(final, model=net.state_dict(), arch=arch, step=cfg.steps, config=asdict(cfg))
     console.print(f"wrote {final} ({time.time() - t0:.0f} s this run)")
@@ -211,7 +247,15 @@ def train_teacher(cfg: TrainConfig, console: Console | None = None) -> Path:
     return _run(cfg, "teacher", console or make_console())
 
 
+def _restore_only(cfg: TrainConfig) -> bool:
+    """Pre-training the restorers (issue 13): their loss alone, against the clean crops; no teacher."""
+    return cfg.train_only == "restore" and cfg.w_base == cfg.w_feat == cfg.w_out == 0
+
+
 def distill_student(cfg: TrainConfig, console: Console | None = None) -> Path:
-    if not cfg.teacher:
-        raise ValueError("distilling a student needs --teacher CHECKPOINT")
+    if not cfg.teacher and not _restore_only(cfg):
+        raise RtfuseError(
+            "distilling a student needs --teacher CHECKPOINT (only pre-training the restorers, "
+            "--train-only restore --w-base 0 --w-feat 0 --w-out 0, goes without one)"
+        )
     return _run(cfg, "student", console or make_console())
