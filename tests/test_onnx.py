@@ -213,7 +213,7 @@ def test_export_refusals_are_one_line(tmp_path, monkeypatch):
 def test_the_student_takes_no_prompt():
     from rtfuse.fusion.onnxnet import OnnxFuser
 
-    with pytest.raises(InputError, match="a student takes no prompt"):
+    with pytest.raises(InputError, match="a student-restore takes no prompt"):
         OnnxFuser(WEIGHTS_DIR / "student.onnx", prompt="the visible image is dark")
 
 

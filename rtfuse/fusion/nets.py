@@ -96,7 +96,7 @@ class Restorer(nn.Module):
     """Blind clean-up of one source before fusion, (B, 1, H, W) in [0, 1] with H and W even.
 
     ``x + r + sum_k g_k * b_k``: ``b_k`` are the frame's detail bands (differences of Gaussians at
-    sigma 0, 1, 2 and 4 pixels); the per-pixel gains ``g_k`` (positive: sharpen, as an unsharp mask
+    sigma 0, 1 and 2 pixels); the per-pixel gains ``g_k`` (positive: sharpen, as an unsharp mask
     whose strength the content decides; negative: smooth noise) and a free residual ``r`` come from
     a small network. Gains make deblurring one direction per band to learn, where a free residual
     learnt nothing of it in the same steps. The network runs at half resolution on the
@@ -107,9 +107,9 @@ class Restorer(nn.Module):
     (zero-initialised output layer).
     """
 
-    SIGMAS = (1.0, 2.0, 4.0)
+    SIGMAS = (1.0, 2.0)
 
-    def __init__(self, c: int = 12, blocks: int = 1) -> None:
+    def __init__(self, c: int = 8, blocks: int = 1) -> None:
         super().__init__()
         self.inp = nn.Conv2d(4, c, 3, padding=1)
         self.body = nn.Sequential(*[ResBlock(c) for _ in range(blocks)])
@@ -123,7 +123,7 @@ class Restorer(nn.Module):
             self.register_buffer(f"gauss{i}", _gauss_kernel(s), persistent=False)
 
     def bands(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, len(SIGMAS), H, W): x - G1 x, G1 x - G2 x, G2 x - G4 x (replicate borders)."""
+        """(B, len(SIGMAS), H, W): x - G1 x, G1 x - G2 x (replicate borders)."""
         levels = [x]
         for i in range(len(self.SIGMAS)):
             k = getattr(self, f"gauss{i}")
