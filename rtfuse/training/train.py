@@ -131,8 +131,9 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
         if ck["arch"] != arch and not (arch == "student-restore" and ck["arch"] == "student"):
             raise RtfuseError(f"--init {cfg.init} holds a {ck['arch']}, not a {arch}")
         # a student's weights start a student-restore: its restorers start as the identity
-        missing, _ = net.load_state_dict(init.state_dict(), strict=False)
-        assert all(k.startswith("restore.") for k in missing), missing
+        missing, unexpected = net.load_state_dict(init.state_dict(), strict=False)
+        if unexpected or any(not k.startswith("restore.") for k in missing):
+            raise RtfuseError(f"--init {cfg.init}: its weights do not fit a {arch}")
         console.print(f"starting from the weights of {cfg.init}")
     if net.film is not None:  # a teacher called without a text is told its input is clean
         net.clean_text.copy_(torch.from_numpy(texts([CLEAN_PROMPT])[0]))
