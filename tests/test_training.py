@@ -279,6 +279,10 @@ def test_training_the_restorers_alone_needs_them_and_weights(dataset, work):
     assert code == 1 and "needs --restore and --init" in log
     code, log = run_main(["distill", "student", *common(dataset), "--out", work / "y", "--steps", "1"])
     assert code == 1 and "needs --teacher CHECKPOINT" in log
+    code, log = run_main(["distill", "student", *common(dataset), "--out", work / "z", "--steps", "1",
+                          "--restore", "--train-only", "restore", "--init", "s.pt", "--w-base", "0",
+                          "--w-feat", "0", "--w-out", "0", "--w-restore", "0"])  # fmt: skip
+    assert code == 1 and "leaves nothing to train" in log
 
 
 @pytest.fixture(scope="module")

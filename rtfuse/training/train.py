@@ -78,13 +78,17 @@ def _progress(console: Console) -> Progress:
 
 
 def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
-    """Shared loop of teacher training and student distillation (the latter when cfg.teacher)."""
+    """Shared loop of teacher training and student distillation (with cfg.teacher), or the restorers'
+    pre-training (:func:`_restore_only`, no teacher)."""
     if cfg.teacher_input not in ("degraded", "clean"):
         raise ValueError(f"teacher_input must be 'degraded' or 'clean', got {cfg.teacher_input!r}")
     if cfg.train_only not in ("all", "restore"):
         raise ValueError(f"train_only must be 'all' or 'restore', got {cfg.train_only!r}")
     if cfg.train_only == "restore" and not (cfg.restore and cfg.init):
         raise RtfuseError("training the restorers alone needs --restore and --init (the fusion weights)")
+    restore_only = _restore_only(cfg)
+    if restore_only and cfg.w_restore == 0:
+        raise RtfuseError("--w-restore 0 with --w-base, --w-feat and --w-out at 0 leaves nothing to train")
     if cfg.restore and arch == "student":
         arch = "student-restore"
     torch.manual_seed(cfg.seed)
@@ -93,7 +97,7 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
     net = ARCHS[arch]().to(cfg.device)
     proj = None
     teacher = None
-    if cfg.teacher:
+    if cfg.teacher and not restore_only:  # the restorers' own loss needs no teacher
         teacher, _ = checkpoint.load_model(cfg.teacher, cfg.device)
         for p in teacher.parameters():
             p.requires_grad_(False)
@@ -107,11 +111,9 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
     reads_text = teacher is not None and teacher.film is not None and cfg.teacher_input == "degraded"
     texts = TextEncoder() if (net.film is not None or reads_text) else None
     trained = net.restore if cfg.train_only == "restore" else net
-    if trained is not net:
-        for p in net.parameters():
-            p.requires_grad_(False)
-        for p in trained.parameters():
-            p.requires_grad_(True)
+    if trained is not net:  # the fusion keeps the weights of --init
+        net.requires_grad_(False)
+        trained.requires_grad_(True)
     params = list(trained.parameters()) + (list(proj.parameters()) if proj is not None else [])
     opt = torch.optim.Adam(params, lr=cfg.lr)
     sampler = CropSampler([p for root in cfg.data for p in load_pairs(root, "train")], cfg.crop, cfg.seed)
@@ -160,7 +162,6 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
             texts.save()
 
     distill_only_output = teacher is not None and cfg.w_feat == 0 and cfg.w_out == 0
-    restore_only = _restore_only(cfg)
     t0 = time.time()
 
     def checkpoint_at(step: int, loss: torch.Tensor) -> None:
