@@ -360,6 +360,21 @@ def core_sets(workers: int, cores: list[int]) -> list[set[int]]:
     return [set(cores[a:b]) for a, b in zip(cut[:-1], cut[1:])]
 
 
+def core_slots(ctx: Any, workers: int) -> Any:
+    """A ``ctx`` queue of the CPU sets of ``workers`` pool workers (:func:`core_sets`), for
+    :func:`init_worker`; None where they are not pinned (no affinity call: not Linux; or
+    :func:`core_sets` gives none)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    sets = core_sets(workers, sorted(os.sched_getaffinity(0)))
+    if not sets:
+        return None
+    slots = ctx.Queue()
+    for c in sets:
+        slots.put(c)
+    return slots
+
+
 def init_worker(slots: Any = None) -> None:
     """Process-pool initializer: one Numba thread per worker (set before Numba is imported, so it
     holds), pinned to its own core(s) when ``slots`` (a queue of CPU sets) has one left, frame
@@ -371,9 +386,11 @@ def init_worker(slots: Any = None) -> None:
     os.environ["NUMBA_NUM_THREADS"] = "1"
     if slots is not None:
         try:
-            os.sched_setaffinity(0, slots.get_nowait())
+            # Not get_nowait: the parent's feeder thread may not have written the sets to the pipe
+            # yet, and a worker that found it empty ran unpinned (seen once under load).
+            os.sched_setaffinity(0, slots.get(timeout=2.0))
         except (queue.Empty, OSError):
-            pass  # a replacement worker, or no affinity here: the scheduler places it
+            pass  # no set left for it, or no affinity here: the scheduler places it
     reuse_frame_memory()
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, signal.SIG_IGN)
@@ -574,13 +591,7 @@ def _one_pool(jobs, rows, todo, options, workers, retries, evaluate, progress, s
     again: deque[int] = deque()
     waiting = deque(todo)
     ctx = multiprocessing.get_context("spawn")
-    slots = None
-    if pin and hasattr(os, "sched_setaffinity"):  # Linux; elsewhere the scheduler places the workers
-        sets = core_sets(workers, sorted(os.sched_getaffinity(0)))
-        if sets:
-            slots = ctx.Queue()
-            for c in sets:
-                slots.put(c)
+    slots = core_slots(ctx, workers) if pin else None
     pool = ProcessPoolExecutor(
         max_workers=workers, mp_context=ctx, initializer=init_worker, initargs=(slots,)
     )

@@ -460,17 +460,15 @@ def test_pool_workers_keep_to_their_own_cores():
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from rtfuse.batch import core_sets, init_worker
+    from rtfuse.batch import core_sets, core_slots, init_worker
 
-    cores = sorted(os.sched_getaffinity(0))[:2]
     ctx = multiprocessing.get_context("spawn")
-    slots = ctx.Queue()
-    for c in core_sets(2, cores):
-        slots.put(c)
+    slots = core_slots(ctx, 2)  # the queue run_batch makes
     with ProcessPoolExecutor(2, mp_context=ctx, initializer=init_worker, initargs=(slots,)) as pool:
         # calls slow enough that both workers take some
         seen = set(pool.map(_affinity_after, [0.5] * 8))
-    assert seen == {(cores[0],), (cores[1],)}
+    assert seen == {tuple(sorted(c)) for c in core_sets(2, sorted(os.sched_getaffinity(0)))}
+    assert len(seen) == 2
 
 
 def _affinity_after(seconds: float) -> tuple[int, ...]:
