@@ -15,6 +15,13 @@ def pytest_configure(config):
 
     config._rtfuse_cache = tempfile.mkdtemp(prefix="rtfuse-test-cache-")
     os.environ["RTFUSE_CACHE"] = config._rtfuse_cache
+    # A shell's background job starts with SIGINT ignored, and the CLIs the tests start would inherit
+    # that (rtfuse keeps an inherited ignore, as it should) and never see the tests' Ctrl-C. A Python
+    # handler is not inherited across exec, so the children start with the default action.
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_unconfigure(config):
