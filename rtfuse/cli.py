@@ -706,7 +706,16 @@ def _train_config(args: argparse.Namespace):
         teacher=str(getattr(args, "teacher", "") or ""),
         **{
             k: getattr(args, k)
-            for k in ("w_feat", "w_out", "w_base", "teacher_input", "restore", "w_restore", "train_only")
+            for k in (
+                "w_feat",
+                "w_out",
+                "w_base",
+                "teacher_input",
+                "restore",
+                "w_restore",
+                "w_restore_grad",
+                "train_only",
+            )
             if hasattr(args, k)
         },
     )
@@ -1228,6 +1237,13 @@ def _add_distill(sub) -> None:
         type=NON_NEGATIVE,
         default=1.0,
         help="weight of the restorers' L1 to the clean crops, values and Sobel gradients (default 1)",
+    )
+    q.add_argument(
+        "--w-restore-grad",
+        type=NON_NEGATIVE,
+        default=1.0,
+        help="weight of the Sobel-gradient term within the restorers' loss, against 1 for the values: "
+        "higher asks for sharper edges (default 1)",
     )
     q.add_argument(
         "--train-only",

@@ -11,7 +11,7 @@ from rtfuse.cli import main  # noqa: E402
 from rtfuse.fusion.nets import student, teacher  # noqa: E402
 from rtfuse.synthetic import SyntheticScene  # noqa: E402
 from rtfuse.training import checkpoint  # noqa: E402
-from rtfuse.training.losses import fusion_loss, sobel, ssim  # noqa: E402
+from rtfuse.training.losses import fusion_loss, restore_loss, sobel, ssim  # noqa: E402
 from rtfuse.training.models import n_params  # noqa: E402
 
 
@@ -51,6 +51,16 @@ def test_losses_behave():
     assert "base" not in t_good  # off by default
 
 
+def test_restore_loss_weighs_edges_by_w_grad():
+    clean = torch.rand(1, 1, 32, 32)
+    flat = torch.full_like(clean, clean.mean().item())  # the values' mean, none of the edges
+    values = (flat - clean).abs().mean()
+    edges = sobel(clean).abs().mean()
+    assert restore_loss(flat, clean, 0.0) == pytest.approx(values.item())
+    assert restore_loss(flat, clean, 2.0) == pytest.approx((values + 2 * edges).item())
+    assert restore_loss(clean, clean, 2.0) == 0.0
+
+
 def test_student_is_a_tenth_of_the_teacher():
     t, s = teacher(), student()
     assert 2e6 < n_params(t) < 5e6
@@ -79,6 +89,9 @@ def test_restorers_start_as_the_identity_and_see_whole_columns():
         assert torch.equal(plain(y, ir)[0], restoring(y, ir)[0])
         fused, _, (ry, rir) = restoring.forward_all(y, ir)
     assert torch.equal(ry, y) and torch.equal(rir, ir) and fused.shape == y.shape
+    # the IR restorer is the larger (stripes, banding and noise at once), both tiny beside the fusion
+    n_vis, n_ir = (n_params(r) for r in restoring.restore)
+    assert n_vis < n_ir < 0.1 * n_params(plain)
     # A pixel's correction depends on the far end of its column (a stripe is a whole column) more than
     # on a pixel as far away in another column (the frame branch only), though no 3x3 stack of this
     # depth reaches either.
@@ -258,13 +271,18 @@ def test_restoring_student_trains_its_restorers_alone(dataset, work, student_run
     every fusion weight at 0 the restorers train on their own loss (their pre-training)."""
     out = work / f"student_restore_{own_loss_only}"
     teacher = ["--teacher", student_run["student"], "--teacher-input", "clean"]
-    alone = ["--w-base", "0", "--w-feat", "0", "--w-out", "0"] if own_loss_only else teacher
+    alone = (
+        ["--w-base", "0", "--w-feat", "0", "--w-out", "0", "--w-restore-grad", "2"]
+        if own_loss_only
+        else teacher
+    )
     code, _ = run_main(["distill", "student", *common(dataset), *DEGRADE, "--out", out, "--steps", "2",
                         "--restore", "--train-only", "restore", "--init", student_run["student"],
                         "--lr", "1e-2", *alone])  # fmt: skip
     assert code == 0
     before, after = checkpoint.load(student_run["student"])["model"], checkpoint.load(out / "last.pt")
     assert after["arch"] == "student-restore"
+    assert after["config"]["w_restore_grad"] == (2.0 if own_loss_only else 1.0)
     fusion = [k for k in after["model"] if not k.startswith("restore.")]
     assert fusion and all(torch.equal(after["model"][k], before[k]) for k in fusion)
     assert after["model"]["restore.1.out.weight"].abs().max() > 0  # moved from its zero start

@@ -155,8 +155,9 @@ class FusionNet(nn.Module):
     ``features``: the bottleneck (1/8) and the 1/4 and 1/2 decoder features, for distillation.
     ``text``: (B, TEXT_DIM) or (TEXT_DIM,) sentence embeddings, for a text-conditioned net only;
     None uses the stored "clean" embedding. H and W may be anything: inputs are padded to a
-    multiple of 8 internally. ``restore``: each source first passes its own :class:`Restorer`
-    (the ``student-restore`` architecture, issue 13); :meth:`restored` gives their outputs.
+    multiple of 8 internally. ``restore``: (channels, blocks) of a :class:`Restorer` for the visible
+    and one for the IR, which each source first passes (the ``student-restore`` architecture, issue
+    13); :meth:`restored` gives their outputs. None: no restorers.
     """
 
     def __init__(
@@ -165,11 +166,11 @@ class FusionNet(nn.Module):
         enc_blocks: int = 2,
         mid_blocks: int = 3,
         text: bool = True,
-        restore: bool = False,
+        restore: tuple[tuple[int, int], tuple[int, int]] | None = None,
     ) -> None:
         super().__init__()
         self.widths = tuple(widths)
-        self.restore = nn.ModuleList([Restorer(), Restorer()]) if restore else None
+        self.restore = nn.ModuleList([Restorer(*cb) for cb in restore]) if restore else None
         self.enc_vis = Encoder(self.widths, enc_blocks)
         self.enc_ir = Encoder(self.widths, enc_blocks)
         self.fuse = nn.ModuleList(CrossFuse(w) for w in self.widths)
@@ -260,8 +261,12 @@ def student(**kw) -> FusionNet:
 
 
 def student_restore(**kw) -> FusionNet:
-    """The student with a :class:`Restorer` per source in front (issue 13: degraded inputs)."""
-    return FusionNet(widths=(8, 16, 24, 40), enc_blocks=1, mid_blocks=2, text=False, restore=True, **kw)
+    """The student with a :class:`Restorer` per source in front (issue 13: degraded inputs). The IR
+    one is the larger: denoising stripes, banding and noise together is the harder task (seventh
+    round, weights/MODEL_CARD.md)."""
+    return FusionNet(
+        widths=(8, 16, 24, 40), enc_blocks=1, mid_blocks=2, text=False, restore=((8, 1), (16, 2)), **kw
+    )
 
 
 ARCHS = {"teacher": teacher, "student": student, "student-restore": student_restore}

@@ -132,10 +132,10 @@ def distill_loss(
     return w_base * base + w_feat * l_feat + w_out * l_out
 
 
-def restore_loss(restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
-    """L1 of a restored source (B, 1, H, W) to its clean crop, on values and on Sobel gradients (the
-    gradient term keeps the restorer from trading edges for smoothness)."""
-    return F.l1_loss(restored, clean) + F.l1_loss(sobel(restored), sobel(clean))
+def restore_loss(restored: torch.Tensor, clean: torch.Tensor, w_grad: float = 1.0) -> torch.Tensor:
+    """L1 of a restored source (B, 1, H, W) to its clean crop, on values and (weight ``w_grad``) on
+    Sobel gradients (the gradient term keeps the restorer from trading edges for smoothness)."""
+    return F.l1_loss(restored, clean) + w_grad * F.l1_loss(sobel(restored), sobel(clean))
 
 
 def table_regularisers(table: torch.Tensor, axes: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -57,6 +57,7 @@ class TrainConfig:
     teacher_input: Literal["degraded", "clean"] = "degraded"  # "clean": the teacher fuses the clean crops
     restore: bool = False  # the student-restore architecture: a Restorer per source in front
     w_restore: float = 1.0  # weight of the restorers' L1 (values and Sobel gradients) to the clean crops
+    w_restore_grad: float = 1.0  # weight of the Sobel-gradient term within that loss
     train_only: Literal["all", "restore"] = "all"  # "restore": the fusion part stays as --init left it
 
 
@@ -227,7 +228,10 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
             else:
                 loss, (r_y, r_ir) = fusion_step(in_y, in_ir, vis, vis_y, ir, text, weights)
             if net.restore is not None and cfg.w_restore > 0:  # the clean crops are what they restore to
-                loss = loss + cfg.w_restore * (restore_loss(r_y, restore_y) + restore_loss(r_ir, ir))
+                loss = loss + cfg.w_restore * (
+                    restore_loss(r_y, restore_y, cfg.w_restore_grad)
+                    + restore_loss(r_ir, ir, cfg.w_restore_grad)
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
