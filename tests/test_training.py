@@ -303,6 +303,17 @@ def test_training_the_restorers_alone_needs_them_and_weights(dataset, work):
     assert code == 1 and "leaves nothing to train" in log
 
 
+def test_resuming_a_run_of_another_shape_is_one_line(dataset, work, student_run):
+    """A run folder whose weights no longer fit the architecture (its layers changed since)."""
+    out = work / "resume_misfit"
+    checkpoint.save(out / "last.pt", model=student().state_dict(), step=1)  # no restorers
+    code, log = run_main(["distill", "student", *common(dataset), "--out", out, "--steps", "2",
+                          "--restore", "--train-only", "restore", "--init", student_run["student"],
+                          "--w-base", "0", "--w-feat", "0", "--w-out", "0"])  # fmt: skip
+    assert code == 1 and "start the run afresh in a new --out folder" in log and "Traceback" not in log
+    assert "missing" in log  # says what does not fit
+
+
 @pytest.fixture(scope="module")
 def lut_run(dataset, work, teacher_run):
     """A 4-D LUT fitted for 2 steps, then resumed to 3; ``args`` repeats the fit."""

@@ -79,6 +79,17 @@ def _misfit(net: torch.nn.Module, weights: object, e: Exception) -> str:
     return ", ".join(parts) or str(e).strip().splitlines()[0]
 
 
+def load_weights(
+    net: torch.nn.Module, weights: object, path: str | Path, arch: str, hint: str = _MADE_BY
+) -> None:
+    """``net.load_state_dict(weights)``; weights that do not fit are one :class:`RtfuseError` line."""
+    try:
+        net.load_state_dict(weights)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        why = _misfit(net, weights, e)
+        raise RtfuseError(f"{path}: weights do not fit the {arch} architecture ({why}); {hint}") from None
+
+
 def load_model(path: str | Path, device: str = "cpu") -> tuple[FusionNet, dict]:
     """A network and its checkpoint dict; the file names its architecture."""
     ck = load(path, device)
@@ -87,9 +98,5 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[FusionNet, dict]:
         known = ", ".join(ARCHS)
         raise RtfuseError(f"{path}: no known architecture (arch={arch!r}, known: {known}); {_MADE_BY}")
     net = ARCHS[arch]()
-    try:
-        net.load_state_dict(ck["model"])
-    except (RuntimeError, TypeError, AttributeError) as e:
-        why = _misfit(net, ck["model"], e)
-        raise RtfuseError(f"{path}: weights do not fit the {arch} architecture ({why}); {_MADE_BY}") from None
+    load_weights(net, ck["model"], path, arch)
     return net.to(device).eval(), ck

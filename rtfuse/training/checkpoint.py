@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from rtfuse.fusion.checkpoint import load, load_model
+from rtfuse.fusion.checkpoint import load, load_model, load_weights
 
-__all__ = ["load", "load_model", "save"]
+__all__ = ["load", "load_model", "load_weights", "save"]
 
 
 def save(path: str | Path, **payload) -> None:

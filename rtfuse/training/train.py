@@ -121,7 +121,10 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
     start = 0
     if ckpt_path.is_file():
         ck = checkpoint.load(ckpt_path, cfg.device)
-        net.load_state_dict(ck["model"])
+        # e.g. a run of an architecture whose layers have changed since: one line, not a traceback
+        checkpoint.load_weights(
+            net, ck["model"], ckpt_path, arch, "start the run afresh in a new --out folder"
+        )
         opt.load_state_dict(ck["opt"])
         if proj is not None and "proj" in ck:
             proj.load_state_dict(ck["proj"])
