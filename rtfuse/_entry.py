@@ -25,10 +25,9 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write(f"rtfuse: stopped by {interrupt.name()} before any output was started\n")
         code = interrupt.exit_code()
-    except ImportError:
-        # A signal that lands inside a native module's import (Numba's) is re-raised by the import
-        # machinery as an ImportError: the stop, not a broken install.
-        if interrupt.received() is None:
+    except Exception as e:
+        # The stop signal, re-raised as another error by the import machinery: see interrupt.is_stop.
+        if not interrupt.is_stop(e):
             raise
         sys.stderr.write(f"rtfuse: stopped by {interrupt.name()} before any output was started\n")
         code = interrupt.exit_code()

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rtfuse import cpu
+from rtfuse import cpu, interrupt
 from rtfuse.atomic import lock_partial, partial_path, write_atomic
 from rtfuse.errors import InputError, RtfuseError
 from rtfuse.heap import reuse_frame_memory
@@ -661,7 +661,9 @@ def import_ray() -> Any:
     """Ray, imported only for ``--ray`` (the runtime never needs it)."""
     try:
         import ray
-    except ImportError:
+    except ImportError as e:
+        if interrupt.is_stop(e):
+            raise  # the stop signal landed in Ray's import; the CLI reports it as the stop
         raise RtfuseError("--ray needs Ray, which is not installed: pip install 'rtfuse[cluster]'") from None
     return ray
 

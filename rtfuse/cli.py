@@ -1497,9 +1497,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print(f"rtfuse: stopped by {interrupt.name()}", style="yellow")
         return interrupt.exit_code()
-    except ImportError:
-        # A command's lazy import of a native module (Numba) hit by the stop signal: the stop.
-        if interrupt.received() is None:
+    except Exception as e:
+        # A command's lazy import (Numba) hit by the stop signal and re-raised as another error.
+        if not interrupt.is_stop(e):
             raise
         console.print(f"rtfuse: stopped by {interrupt.name()}", style="yellow")
         return interrupt.exit_code()

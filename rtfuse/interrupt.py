@@ -12,6 +12,10 @@ terminal sends SIGHUP; a person presses Ctrl-C (SIGINT). :func:`install` makes a
   outputs.
 - Every later signal is only noted. A second Ctrl-C pressed a few milliseconds after the
   first can therefore never abandon the finalising.
+- A first signal that lands inside an import is held back until the import is done (re-checked
+  every 20 ms with SIGALRM) or a pipeline's stop event takes it. Raised there, it would pass
+  through third-party import code, some of which prints the traceback itself (NumPy's
+  ``import_array`` in the extensions of OpenCV and Numba) or re-raises it as another error.
 """
 
 from __future__ import annotations
@@ -27,6 +31,38 @@ _SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if 
 _received: int | None = None  # the first signal, once one came
 _stop_events: list[threading.Event | None] = []  # innermost last; non-empty: set instead of raising
 _installed = False
+_held = False  # the first signal landed in an import; raise it once the import is done
+_RECHECK_S = 0.02
+_CAN_HOLD = hasattr(signal, "setitimer")  # not on Windows: there the signal raises at once
+
+
+def _in_import(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _deliver(frame) -> None:
+    """Act on the first signal: set the innermost stop event, hold it during an import, or raise."""
+    global _held
+    _held = False
+    if _stop_events:
+        if _stop_events[-1] is not None:
+            _stop_events[-1].set()
+        return
+    if _CAN_HOLD and _in_import(frame):
+        _held = True
+        signal.signal(signal.SIGALRM, _recheck)
+        signal.setitimer(signal.ITIMER_REAL, _RECHECK_S)
+        return
+    raise KeyboardInterrupt(signal.Signals(_received).name)
+
+
+def _recheck(signum: int, frame) -> None:
+    if _held:
+        _deliver(frame)
 
 
 def _handler(signum: int, frame) -> None:
@@ -39,11 +75,7 @@ def _handler(signum: int, frame) -> None:
         )
         return
     _received = signum
-    if _stop_events:
-        if _stop_events[-1] is not None:
-            _stop_events[-1].set()
-        return
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+    _deliver(frame)
 
 
 def install() -> None:
@@ -61,6 +93,8 @@ def install() -> None:
 
 def ignore() -> None:
     """Ignore stop signals from now on (the process is about to exit with its status)."""
+    global _held
+    _held = False  # a signal held back until now has been acted on, or comes too late to matter
     if threading.current_thread() is threading.main_thread():
         for s in _SIGNALS:
             signal.signal(s, signal.SIG_IGN)
@@ -69,6 +103,27 @@ def ignore() -> None:
 def received() -> int | None:
     """The first stop signal received in this process, or None."""
     return _received
+
+
+def is_stop(exc: BaseException) -> bool:
+    """Whether ``exc`` is the stop signal come back as another error from code it passed through.
+
+    Two such errors: an ImportError, from an import where the signal could not be held (Windows),
+    and CPython 3.11's RuntimeError "Error calling __set_name__", from a class body it landed in.
+    Either is the stop, not a broken install.
+    """
+    if _received is None:
+        return False
+    if isinstance(exc, ImportError):
+        return True
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def name() -> str:
@@ -87,8 +142,10 @@ def exit_code() -> int:
 def cooperative(stop: threading.Event | None = None) -> Iterator[None]:
     """Within the block, a stop signal sets ``stop`` (or is only recorded, for :func:`received`)
     instead of raising: see the module notes. Blocks nest; the innermost event is set."""
+    global _held
     if _received is not None and stop is not None:
-        stop.set()  # a signal came before the block started
+        stop.set()  # a signal came before the block started (one held back, too: it is acted on now)
+        _held = False
     _stop_events.append(stop)
     try:
         yield
