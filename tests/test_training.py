@@ -356,6 +356,28 @@ def test_teacher_training_resumes_from_its_checkpoint(teacher_run):
     assert "resuming" in teacher_run["resume_log"] and teacher_run["last"]["step"] == 5
 
 
+def test_resuming_with_other_settings_is_refused_and_says_which(dataset, work, teacher_run):
+    run = teacher_run["dir"]
+    args = ["train", "teacher", *common(dataset), *DEGRADE, "--out", run, "--steps", "6"]
+    code, log = run_main([*args, "--lr", "1e-3", "--seed", "3"])
+    assert code == 1 and "other settings (lr: 0.0005, now 0.001; seed: 0, now 3)" in log
+    assert "new --out folder" in log and "Traceback" not in log
+    assert checkpoint.load(run / "last.pt")["step"] == 5  # refused, not mixed
+
+
+def test_a_setting_the_checkpoint_predates_counts_as_its_default():
+    from rtfuse.training.train import TrainConfig
+
+    cfg = TrainConfig(data=["d"], out="o")
+    saved = {"data": ["d"], "out": "elsewhere", "steps": 1}  # an older run: only these recorded
+    assert checkpoint.settings_changed(saved, cfg, ("out", "steps")) == []
+    cfg.w_restore_grad = 2.0
+    assert checkpoint.settings_changed(saved, cfg, ("out", "steps")) == ["w_restore_grad: 1.0, now 2.0"]
+    assert checkpoint.settings_changed(saved, cfg, ("steps",)) == ["out: 'elsewhere', now 'o'"] + [
+        "w_restore_grad: 1.0, now 2.0"
+    ]
+
+
 def test_fine_tuning_starts_from_another_runs_weights(dataset, work, teacher_run):
     # Another run starting from these weights, with its own loss settings and schedule.
     tuned = work / "tuned"
@@ -420,7 +442,7 @@ def test_lut_fit_checkpoints_and_resumes(lut_run):
 
 def test_lut_fit_refuses_to_resume_with_other_settings(lut_run):
     code, log = run_main([*lut_run["args"], "--steps", "3", "--dark", "0.2"])
-    assert code == 1 and "other settings (dark)" in log  # refused, not mixed
+    assert code == 1 and "other settings (dark: 0.5, now 0.2)" in log  # refused, not mixed
     assert checkpoint.load(lut_run["ckpt"])["step"] == 3
 
 

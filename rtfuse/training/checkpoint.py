@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 import torch
 
 from rtfuse.fusion.checkpoint import load, load_model, load_weights
 
-__all__ = ["load", "load_model", "load_weights", "save"]
+__all__ = ["load", "load_model", "load_weights", "save", "settings_changed"]
 
 
 def save(path: str | Path, **payload) -> None:
@@ -18,3 +19,16 @@ def save(path: str | Path, **payload) -> None:
     tmp = path.with_name(path.name + ".part")
     torch.save(payload, tmp)
     tmp.replace(path)
+
+
+def settings_changed(saved: dict, cfg, free: tuple[str, ...]) -> list[str]:
+    """The settings of the dataclass ``cfg``, other than those in ``free``, that differ from a
+    checkpoint's saved config, each as ``"name: then, now"``. A setting the checkpoint predates
+    counts as its default."""
+    defaults = {f.name: f.default for f in fields(cfg) if f.default is not MISSING}
+    diff = []
+    for k, now in asdict(cfg).items():
+        then = saved.get(k, defaults.get(k))
+        if k not in free and then != now:
+            diff.append(f"{k}: {then!r}, now {now!r}")
+    return diff

@@ -61,21 +61,8 @@ class LutFitConfig:
 # starts from a working table, not random weights.
 LR_FLOOR = 0.05
 
-# what must match for a checkpoint to be resumed (steps may grow, like the networks' --steps)
-_RESUME_KEYS = (
-    "teacher",
-    "data",
-    "kind",
-    "init",
-    "ctx_bins",
-    "batch",
-    "crop",
-    "bank",
-    "dark",
-    "ir_dark",
-    "degrade",
-    "seed",
-)
+# What may differ when a fit is resumed: how long and where it runs, not what it learns.
+_MAY_CHANGE_ON_RESUME = ("steps", "out", "ckpt", "ckpt_every")
 
 
 def checkpoint_path(cfg: LutFitConfig) -> Path:
@@ -136,10 +123,10 @@ def fit_lut(cfg: LutFitConfig, console: Console | None = None) -> Path:
     if ckpt.is_file():
         ck = checkpoint.load(ckpt)
         theirs = ck.get("config", {})
-        diff = [k for k in _RESUME_KEYS if theirs.get(k) != asdict(cfg)[k]]
+        diff = checkpoint.settings_changed(theirs, cfg, _MAY_CHANGE_ON_RESUME)
         if diff:
             raise RtfuseError(
-                f"{ckpt} was made with other settings ({', '.join(diff)}); delete it or pass "
+                f"{ckpt} was made with other settings ({'; '.join(diff)}); delete it or pass "
                 "--ckpt to start a new fit"
             )
         twin.load_state_dict(ck["twin"])

@@ -61,6 +61,9 @@ class TrainConfig:
     train_only: Literal["all", "restore"] = "all"  # "restore": the fusion part stays as --init left it
 
 
+# What may differ when a run folder is resumed: how long and where it runs, not what it learns.
+_MAY_CHANGE_ON_RESUME = ("steps", "out", "ckpt_every", "ship", "device")
+
 # Cosine schedule floor (fraction of the peak rate) and warm-up steps, as the shipped networks were trained.
 # Networks start from random weights, hence the warm-up (the LUT fit starts from a table and needs none).
 LR_FLOOR = 0.02
@@ -121,6 +124,13 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
     start = 0
     if ckpt_path.is_file():
         ck = checkpoint.load(ckpt_path, cfg.device)
+        if "config" in ck:  # resuming with other settings would train a mix of two runs
+            diff = checkpoint.settings_changed(ck["config"], cfg, _MAY_CHANGE_ON_RESUME)
+            if diff:
+                raise RtfuseError(
+                    f"{ckpt_path} was made with other settings ({'; '.join(diff)}); re-run with those "
+                    "to resume it, or start afresh in a new --out folder"
+                )
         # e.g. a run of an architecture whose layers have changed since: one line, not a traceback
         checkpoint.load_weights(
             net, ck["model"], ckpt_path, arch, "start the run afresh in a new --out folder"
