@@ -16,6 +16,7 @@ terminal sends SIGHUP; a person presses Ctrl-C (SIGINT). :func:`install` makes a
   every 20 ms with SIGALRM) or a pipeline's stop event takes it. Raised there, it would pass
   through third-party import code, some of which prints the traceback itself (NumPy's
   ``import_array`` in the extensions of OpenCV and Numba) or re-raises it as another error.
+  A second signal, or an import still running after 5 s, raises it at once.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from typing import Iterator
 
 _SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
@@ -31,8 +33,10 @@ _SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if 
 _received: int | None = None  # the first signal, once one came
 _stop_events: list[threading.Event | None] = []  # innermost last; non-empty: set instead of raising
 _installed = False
-_held = False  # the first signal landed in an import; raise it once the import is done
+_held_since: float | None = None  # monotonic time the first signal was held back in an import
+_alarm_before = None  # the SIGALRM handler before a hold, put back when it ends
 _RECHECK_S = 0.02
+_HOLD_MAX_S = 5.0  # an import stuck longer than this (a hung mount) is interrupted all the same
 _CAN_HOLD = hasattr(signal, "setitimer")  # not on Windows: there the signal raises at once
 
 
@@ -44,30 +48,48 @@ def _in_import(frame) -> bool:
     return False
 
 
-def _deliver(frame) -> None:
+def _release() -> None:
+    """End a hold: the signal has been acted on (or no longer matters)."""
+    global _held_since
+    if _held_since is not None and threading.current_thread() is threading.main_thread():
+        _held_since = None
+        signal.setitimer(signal.ITIMER_REAL, 0)  # first: no alarm may reach the handler put back
+        # None: a handler installed from C, which Python cannot put back
+        signal.signal(signal.SIGALRM, signal.SIG_DFL if _alarm_before is None else _alarm_before)
+
+
+def _deliver(frame, hold: bool = True) -> None:
     """Act on the first signal: set the innermost stop event, hold it during an import, or raise."""
-    global _held
-    _held = False
+    global _held_since, _alarm_before
     if _stop_events:
+        _release()
         if _stop_events[-1] is not None:
             _stop_events[-1].set()
         return
-    if _CAN_HOLD and _in_import(frame):
-        _held = True
-        signal.signal(signal.SIGALRM, _recheck)
-        signal.setitimer(signal.ITIMER_REAL, _RECHECK_S)
-        return
+    if hold and _CAN_HOLD and _in_import(frame):
+        if _held_since is None:
+            _held_since = time.monotonic()
+            _alarm_before = signal.signal(signal.SIGALRM, _recheck)
+        if time.monotonic() - _held_since < _HOLD_MAX_S:
+            signal.setitimer(signal.ITIMER_REAL, _RECHECK_S)
+            return
+    _release()
     raise KeyboardInterrupt(signal.Signals(_received).name)
 
 
 def _recheck(signum: int, frame) -> None:
-    if _held:
+    if _held_since is not None:
         _deliver(frame)
 
 
 def _handler(signum: int, frame) -> None:
     global _received
     if _received is not None:
+        if _held_since is not None:
+            # Still held in an import: a second signal insists, and must work even if something
+            # took over the re-check timer.
+            _deliver(frame, hold=False)
+            return
         # Plain os.write: a handler may interrupt a half-printed line of rich's console.
         os.write(
             2,
@@ -93,9 +115,8 @@ def install() -> None:
 
 def ignore() -> None:
     """Ignore stop signals from now on (the process is about to exit with its status)."""
-    global _held
-    _held = False  # a signal held back until now has been acted on, or comes too late to matter
     if threading.current_thread() is threading.main_thread():
+        _release()  # a signal held back until now comes too late to matter
         for s in _SIGNALS:
             signal.signal(s, signal.SIG_IGN)
 
@@ -109,21 +130,15 @@ def is_stop(exc: BaseException) -> bool:
     """Whether ``exc`` is the stop signal come back as another error from code it passed through.
 
     Two such errors: an ImportError, from an import where the signal could not be held (Windows),
-    and CPython 3.11's RuntimeError "Error calling __set_name__", from a class body it landed in.
-    Either is the stop, not a broken install.
+    and CPython 3.11's RuntimeError "Error calling __set_name__", raised from our KeyboardInterrupt
+    when it lands in a class body. Either is the stop, not a broken install. An error that merely
+    happened while the stop unwound (a ``finally`` failing to write) is not: it must be reported.
     """
     if _received is None:
         return False
     if isinstance(exc, ImportError):
-        return True
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        if isinstance(e, KeyboardInterrupt):
-            return True
-        seen.add(id(e))
-        e = e.__cause__ or e.__context__
-    return False
+        return not _CAN_HOLD
+    return isinstance(exc, RuntimeError) and isinstance(exc.__cause__, KeyboardInterrupt)
 
 
 def name() -> str:
@@ -142,10 +157,9 @@ def exit_code() -> int:
 def cooperative(stop: threading.Event | None = None) -> Iterator[None]:
     """Within the block, a stop signal sets ``stop`` (or is only recorded, for :func:`received`)
     instead of raising: see the module notes. Blocks nest; the innermost event is set."""
-    global _held
     if _received is not None and stop is not None:
-        stop.set()  # a signal came before the block started (one held back, too: it is acted on now)
-        _held = False
+        _release()  # a signal held back in an import is acted on now, by this block
+        stop.set()  # a signal came before the block started
     _stop_events.append(stop)
     try:
         yield

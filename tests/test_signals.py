@@ -243,13 +243,27 @@ def test_is_stop_recognises_only_a_wrapped_stop(monkeypatch):
         except RuntimeError as e:
             return e
 
+    def failed_while_unwinding() -> OSError:
+        try:
+            try:
+                raise KeyboardInterrupt("SIGTERM")
+            finally:
+                raise OSError(28, "No space left on device")  # a finally that could not write
+        except OSError as e:
+            return e
+
     monkeypatch.setattr(interrupt, "_received", None)
     assert not interrupt.is_stop(wrapped())  # no signal came: a real error
     assert not interrupt.is_stop(ImportError("no module"))
     monkeypatch.setattr(interrupt, "_received", signal.SIGTERM)
     assert interrupt.is_stop(wrapped())
-    assert interrupt.is_stop(ImportError("numba half-imported"))
     assert not interrupt.is_stop(RuntimeError("a real fault after the stop"))
+    assert not interrupt.is_stop(failed_while_unwinding())  # must be reported, not hidden
+    # An import's ImportError is the stop only where a signal cannot be held out of imports.
+    monkeypatch.setattr(interrupt, "_CAN_HOLD", True)
+    assert not interrupt.is_stop(ImportError("no module named onnxruntime"))
+    monkeypatch.setattr(interrupt, "_CAN_HOLD", False)
+    assert interrupt.is_stop(ImportError("numba half-imported"))
 
 
 _STOP_IN_AN_IMPORT = """
@@ -308,3 +322,52 @@ def test_a_held_stop_is_taken_by_a_pipeline_that_starts_and_not_raised_again(tmp
         [sys.executable, "-c", _HELD_THEN_TAKEN], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert proc.stdout.strip() == "taken by the pipeline True", proc.stdout + proc.stderr
+
+
+_SECOND_SIGNAL_WHILE_HELD = """
+import sys
+from rtfuse import interrupt
+
+interrupt.install()
+sys.path.insert(0, ".")
+try:
+    import slow_import
+    print("not stopped")
+except KeyboardInterrupt:
+    print("stopped in the import")
+"""
+
+
+def test_a_second_signal_while_the_first_is_held_stops_at_once(tmp_path):
+    # An import that takes long (or something that took over the re-check timer): the user insists.
+    (tmp_path / "slow_import.py").write_text(
+        "import os, signal, time\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(0.05)\n"
+        "signal.setitimer(signal.ITIMER_REAL, 0)  # another library cancels the timer\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "for _ in range(10):\n"
+        "    time.sleep(0.2)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", _SECOND_SIGNAL_WHILE_HELD],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.stdout.strip() == "stopped in the import", proc.stdout + proc.stderr
+
+
+def test_an_import_that_outlasts_the_hold_is_interrupted(tmp_path):
+    # A hung import (a stuck network mount) must not keep a service from stopping.
+    (tmp_path / "slow_import.py").write_text(
+        "import os, signal, time\nos.kill(os.getpid(), signal.SIGTERM)\nfor _ in range(50):\n    time.sleep(0.2)\n"
+    )
+    script = _SECOND_SIGNAL_WHILE_HELD.replace(
+        "interrupt.install()", "interrupt.install()\ninterrupt._HOLD_MAX_S = 0.2"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert proc.stdout.strip() == "stopped in the import", proc.stdout + proc.stderr
