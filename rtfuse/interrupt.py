@@ -34,7 +34,7 @@ _received: int | None = None  # the first signal, once one came
 _stop_events: list[threading.Event | None] = []  # innermost last; non-empty: set instead of raising
 _installed = False
 _held_since: float | None = None  # monotonic time the first signal was held back in an import
-_alarm_before = None  # the SIGALRM handler before a hold, put back when it ends
+_alarm_before = None  # the SIGALRM handler before a hold, put back when it ends if it was Python's
 _RECHECK_S = 0.02
 _HOLD_MAX_S = 5.0  # an import stuck longer than this (a hung mount) is interrupted all the same
 _CAN_HOLD = hasattr(signal, "setitimer")  # not on Windows: there the signal raises at once
@@ -53,9 +53,12 @@ def _release() -> None:
     global _held_since
     if _held_since is not None and threading.current_thread() is threading.main_thread():
         _held_since = None
-        signal.setitimer(signal.ITIMER_REAL, 0)  # first: no alarm may reach the handler put back
-        # None: a handler installed from C, which Python cannot put back
-        signal.signal(signal.SIGALRM, signal.SIG_DFL if _alarm_before is None else _alarm_before)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        # Put back only a Python handler: an alarm already taken by the C handler but not yet run in
+        # Python would otherwise print "Signal 14 ignored due to race condition". Ours stays (it does
+        # nothing without a hold) in place of the default action, which only an alarm set by us could reach.
+        if callable(_alarm_before):
+            signal.signal(signal.SIGALRM, _alarm_before)
 
 
 def _deliver(frame, hold: bool = True) -> None:
