@@ -26,7 +26,7 @@ def main() -> None:
         sys.stderr.write(f"rtfuse: stopped by {interrupt.name()} before any output was started\n")
         code = interrupt.exit_code()
     except Exception as e:
-        # The stop signal, re-raised as another error by the import machinery: see interrupt.is_stop.
+        # The stop signal, come back as another error from code it passed through: see interrupt.is_stop.
         if not interrupt.is_stop(e):
             raise
         sys.stderr.write(f"rtfuse: stopped by {interrupt.name()} before any output was started\n")

@@ -1498,7 +1498,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"rtfuse: stopped by {interrupt.name()}", style="yellow")
         return interrupt.exit_code()
     except Exception as e:
-        # A command's lazy import (Numba) hit by the stop signal and re-raised as another error.
+        # The stop signal, come back as another error from code it passed through (interrupt.is_stop).
         if not interrupt.is_stop(e):
             raise
         console.print(f"rtfuse: stopped by {interrupt.name()}", style="yellow")
