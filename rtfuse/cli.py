@@ -220,31 +220,37 @@ def cmd_batch(args: argparse.Namespace) -> int:
         f"Ray at {args.ray}" if args.ray not in (None, "local") else "local Ray" if args.ray else "processes"
     )
     console.print(f"{len(jobs)} pairs, {workers} worker(s) ({where})")
-    with progress:
-        rows, stopped = run_batch(
-            jobs,
-            options,
-            workers,
-            args.retries,
-            args.force,
-            args.eval or args.video_metrics,
-            progress=on_row,
-            ray_address=args.ray,
-            pin=not args.no_pin,
+    # Cooperative to the end: a signal during the run stops the workers (run_batch's own block), and
+    # one that comes after it must not cut the report short.
+    with interrupt.cooperative():
+        with progress:
+            rows, stopped = run_batch(
+                jobs,
+                options,
+                workers,
+                args.retries,
+                args.force,
+                args.eval or args.video_metrics,
+                progress=on_row,
+                ray_address=args.ray,
+                pin=not args.no_pin,
+            )
+        for row in rows:
+            if row.status == "failed":  # the message names the file at fault, or else the pair is named
+                named = row.vis in row.error or row.ir in row.error
+                error(console, row.error if named else f"{row.vis} + {row.ir}: {row.error}")
+        csv_path, _ = write_report(out_dir, rows, unpaired)
+        pending = sum(r.status == "pending" for r in rows)
+        console.print(
+            f"{counts['ok']} fused, {counts['skipped']} skipped (already done), {counts['failed']} failed"
+            + (f", {pending} not started" if pending else "")
+            + f"; report: {csv_path}"
         )
-    for row in rows:
-        if row.status == "failed":  # the message names the file at fault, or else the pair is named
-            named = row.vis in row.error or row.ir in row.error
-            error(console, row.error if named else f"{row.vis} + {row.ir}: {row.error}")
-    csv_path, _ = write_report(out_dir, rows, unpaired)
-    pending = sum(r.status == "pending" for r in rows)
-    console.print(
-        f"{counts['ok']} fused, {counts['skipped']} skipped (already done), {counts['failed']} failed"
-        + (f", {pending} not started" if pending else "")
-        + f"; report: {csv_path}"
-    )
     if stopped:
         console.print(f"stopped by {interrupt.name()}; re-run the same command to finish", style="yellow")
+        return interrupt.exit_code()
+    if interrupt.received() is not None:  # it came once the work was done
+        console.print(f"stopped by {interrupt.name()} after the work was done; the report is complete")
         return interrupt.exit_code()
     return 1 if counts["failed"] or pending else 0
 

@@ -198,11 +198,51 @@ def _interrupt_and_resume(root, expected, out, delay: float, sig: int, *extra: s
     proc.send_signal(sig)
     text = proc.communicate(timeout=120)[0]
     assert "Traceback" not in text, text
-    if proc.returncode == 128 + sig:
-        assert "re-run the same command" in text
+    if proc.returncode == 128 + sig:  # stopped mid-run, or (late) once every pair was done
+        assert "re-run the same command" in text or "the report is complete" in text, text
+    if "--ray" not in extra:  # (Ray's own SIGTERM handler ends the driver at once)
+        assert (out / "batch_report.csv").is_file(), text  # however late the signal came
     code, text = run_cli("batch", root, "-o", out, "--workers", "2", *extra)
     assert code == 1, text  # only the three bad pairs
     _check_complete(out, expected)
+
+
+_LATE_SIGNAL = """
+import os, signal, sys
+import rtfuse.batch
+
+real = rtfuse.batch.write_report
+
+def late(*args, **kwargs):  # every pair is done; the report is being written
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(10**6):  # the handler runs here
+        pass
+    return real(*args, **kwargs)
+
+rtfuse.batch.write_report = late
+sys.argv = ["rtfuse", "batch", *sys.argv[1:]]
+from rtfuse._entry import main
+main()
+"""
+
+
+def test_a_signal_after_the_work_still_gets_the_whole_report(tmp_path):
+    root = tmp_path / "archive"
+    root.mkdir()
+    write_video(root / "a_vis.mkv", _frames(0, 8), 30)
+    write_video(root / "a_ir.mkv", _frames(1, 8), 30)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-c", _LATE_SIGNAL, str(root), "-o", str(out), "--workers", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in text, text
+    assert "stopped by SIGTERM after the work was done; the report is complete" in " ".join(text.split())
+    assert _report(out)[str(Path("a.mp4"))]["status"] == "ok"
 
 
 @pytest.mark.parametrize("attempt", range(3))
