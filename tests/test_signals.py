@@ -266,12 +266,24 @@ def test_is_stop_recognises_only_a_wrapped_stop(monkeypatch):
     assert interrupt.is_stop(ImportError("numba half-imported"))
 
 
-_STOP_IN_AN_IMPORT = """
-import sys, time
-from rtfuse import interrupt
+# A module that sends its importer SIGTERM and then keeps importing for a while.
+_STOPS_ITSELF = (
+    "import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\nx = sum(range(10**6))\ndone = True\n"
+)
 
-interrupt.install()
-sys.path.insert(0, ".")
+
+def _import_with_routing(tmp_path, module: str, script: str, setup: str = "") -> subprocess.CompletedProcess:
+    """Run ``script`` with rtfuse's signal routing installed (then ``setup``), where it can import
+    the module ``stops_itself`` whose source is ``module``."""
+    (tmp_path / "stops_itself.py").write_text(module)
+    head = "import sys, threading, time\nfrom rtfuse import interrupt\ninterrupt.install()\n" + setup
+    head += "sys.path.insert(0, '.')\n"
+    return subprocess.run(
+        [sys.executable, "-c", head + script], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+
+
+_STOP_IN_AN_IMPORT = """
 try:
     import stops_itself
     print("imported", stops_itself.done)
@@ -284,12 +296,7 @@ except KeyboardInterrupt:
 
 def test_a_stop_that_lands_in_an_import_is_raised_once_the_import_is_done(tmp_path):
     # Raised inside the import it would pass through third-party import code, which may print it.
-    (tmp_path / "stops_itself.py").write_text(
-        "import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\nx = sum(range(10**6))\ndone = True\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", _STOP_IN_AN_IMPORT], cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
+    proc = _import_with_routing(tmp_path, _STOPS_ITSELF, _STOP_IN_AN_IMPORT)
     assert proc.stdout.split("\n")[:2] == ["imported True", "stopped after the import"], (
         proc.stdout + proc.stderr
     )
@@ -297,11 +304,6 @@ def test_a_stop_that_lands_in_an_import_is_raised_once_the_import_is_done(tmp_pa
 
 
 _HELD_THEN_TAKEN = """
-import sys, threading, time
-from rtfuse import interrupt
-
-interrupt.install()
-sys.path.insert(0, ".")
 stop = threading.Event()
 try:
     import stops_itself
@@ -315,23 +317,13 @@ except KeyboardInterrupt:
 
 
 def test_a_held_stop_is_taken_by_a_pipeline_that_starts_and_not_raised_again(tmp_path):
-    (tmp_path / "stops_itself.py").write_text(
-        "import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\nx = sum(range(10**6))\ndone = True\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", _HELD_THEN_TAKEN], cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
+    proc = _import_with_routing(tmp_path, _STOPS_ITSELF, _HELD_THEN_TAKEN)
     assert proc.stdout.strip() == "taken by the pipeline True", proc.stdout + proc.stderr
 
 
-_SECOND_SIGNAL_WHILE_HELD = """
-import sys
-from rtfuse import interrupt
-
-interrupt.install()
-sys.path.insert(0, ".")
+_STOPPED_IN_THE_IMPORT = """
 try:
-    import slow_import
+    import stops_itself
     print("not stopped")
 except KeyboardInterrupt:
     print("stopped in the import")
@@ -340,7 +332,7 @@ except KeyboardInterrupt:
 
 def test_a_second_signal_while_the_first_is_held_stops_at_once(tmp_path):
     # An import that takes long (or something that took over the re-check timer): the user insists.
-    (tmp_path / "slow_import.py").write_text(
+    module = (
         "import os, signal, time\n"
         "os.kill(os.getpid(), signal.SIGTERM)\n"
         "time.sleep(0.05)\n"
@@ -349,25 +341,14 @@ def test_a_second_signal_while_the_first_is_held_stops_at_once(tmp_path):
         "for _ in range(10):\n"
         "    time.sleep(0.2)\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", _SECOND_SIGNAL_WHILE_HELD],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _import_with_routing(tmp_path, module, _STOPPED_IN_THE_IMPORT)
     assert proc.stdout.strip() == "stopped in the import", proc.stdout + proc.stderr
 
 
 def test_an_import_that_outlasts_the_hold_is_interrupted(tmp_path):
     # A hung import (a stuck network mount) must not keep a service from stopping.
-    (tmp_path / "slow_import.py").write_text(
-        "import os, signal, time\nos.kill(os.getpid(), signal.SIGTERM)\nfor _ in range(50):\n    time.sleep(0.2)\n"
-    )
-    script = _SECOND_SIGNAL_WHILE_HELD.replace(
-        "interrupt.install()", "interrupt.install()\ninterrupt._HOLD_MAX_S = 0.2"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    module = "import os, signal, time\nos.kill(os.getpid(), signal.SIGTERM)\nfor _ in range(50):\n    time.sleep(0.2)\n"
+    proc = _import_with_routing(
+        tmp_path, module, _STOPPED_IN_THE_IMPORT, setup="interrupt._HOLD_MAX_S = 0.2\n"
     )
     assert proc.stdout.strip() == "stopped in the import", proc.stdout + proc.stderr
