@@ -7,9 +7,10 @@ from pathlib import Path
 
 import torch
 
+from rtfuse.errors import RtfuseError
 from rtfuse.fusion.checkpoint import load, load_model, load_weights
 
-__all__ = ["load", "load_model", "load_weights", "save", "settings_changed"]
+__all__ = ["check_same_settings", "load", "load_model", "load_weights", "save", "settings_changed"]
 
 
 def save(path: str | Path, **payload) -> None:
@@ -32,3 +33,11 @@ def settings_changed(saved: dict, cfg, free: tuple[str, ...]) -> list[str]:
         if k not in free and then != now:
             diff.append(f"{k}: {then!r}, now {now!r}")
     return diff
+
+
+def check_same_settings(path: str | Path, saved: dict, cfg, free: tuple[str, ...], remedy: str) -> None:
+    """Refuse to resume the checkpoint at ``path`` if ``cfg`` differs from its ``saved`` config
+    (:func:`settings_changed`): one line naming each setting, then ``remedy``."""
+    diff = settings_changed(saved, cfg, free)
+    if diff:
+        raise RtfuseError(f"{path} was made with other settings ({'; '.join(diff)}); {remedy}")

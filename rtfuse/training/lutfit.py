@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from rtfuse.errors import RtfuseError
 from rtfuse.fusion.initial import analytic_lut
 from rtfuse.fusion.lutfile import load_lut, save_lut
 from rtfuse.fusion.twin import LutFusion
@@ -122,13 +121,13 @@ def fit_lut(cfg: LutFitConfig, console: Console | None = None) -> Path:
     start, last = 0, {}
     if ckpt.is_file():
         ck = checkpoint.load(ckpt)
-        theirs = ck.get("config", {})
-        diff = checkpoint.settings_changed(theirs, cfg, _MAY_CHANGE_ON_RESUME)
-        if diff:
-            raise RtfuseError(
-                f"{ckpt} was made with other settings ({'; '.join(diff)}); delete it or pass "
-                "--ckpt to start a new fit"
-            )
+        checkpoint.check_same_settings(
+            ckpt,
+            ck.get("config", {}),
+            cfg,
+            _MAY_CHANGE_ON_RESUME,
+            "delete it or pass --ckpt to start a new fit",
+        )
         twin.load_state_dict(ck["twin"])
         opt.load_state_dict(ck["opt"])
         rng.bit_generator.state = ck["rng"]

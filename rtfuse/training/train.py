@@ -125,12 +125,13 @@ def _run(cfg: TrainConfig, arch: str, console: Console) -> Path:
     if ckpt_path.is_file():
         ck = checkpoint.load(ckpt_path, cfg.device)
         if "config" in ck:  # resuming with other settings would train a mix of two runs
-            diff = checkpoint.settings_changed(ck["config"], cfg, _MAY_CHANGE_ON_RESUME)
-            if diff:
-                raise RtfuseError(
-                    f"{ckpt_path} was made with other settings ({'; '.join(diff)}); re-run with those "
-                    "to resume it, or start afresh in a new --out folder"
-                )
+            checkpoint.check_same_settings(
+                ckpt_path,
+                ck["config"],
+                cfg,
+                _MAY_CHANGE_ON_RESUME,
+                "re-run with those to resume it, or start afresh in a new --out folder",
+            )
         # e.g. a run of an architecture whose layers have changed since: one line, not a traceback
         checkpoint.load_weights(
             net, ck["model"], ckpt_path, arch, "start the run afresh in a new --out folder"
