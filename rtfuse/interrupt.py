@@ -12,11 +12,13 @@ terminal sends SIGHUP; a person presses Ctrl-C (SIGINT). :func:`install` makes a
   outputs.
 - Every later signal is only noted. A second Ctrl-C pressed a few milliseconds after the
   first can therefore never abandon the finalising.
-- A first signal that lands inside an import is held back until the import is done (re-checked
-  every 20 ms with SIGALRM) or a pipeline's stop event takes it. Raised there, it would pass
-  through third-party import code, some of which prints the traceback itself (NumPy's
-  ``import_array`` in the extensions of OpenCV and Numba) or re-raises it as another error.
-  A second signal, or an import still running after 5 s, raises it at once.
+- A first signal that lands inside an import or Numba's compiler is held back until that is done
+  (re-checked every 20 ms with SIGALRM) or a pipeline's stop event takes it. Raised there, it
+  would pass through third-party code that is not written to be interrupted: some import code
+  prints the traceback itself (NumPy's ``import_array`` in the extensions of OpenCV and Numba) or
+  re-raises it as another error, and llvmlite's half-built wrappers print theirs when collected.
+  A hold of over a second is announced; a second signal, or a hold of 30 s, raises it at once,
+  and from then on errors that half-built objects report when collected are not printed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from typing import Iterator
@@ -33,16 +36,26 @@ _SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if 
 _received: int | None = None  # the first signal, once one came
 _stop_events: list[threading.Event | None] = []  # innermost last; non-empty: set instead of raising
 _installed = False
-_held_since: float | None = None  # monotonic time the first signal was held back in an import
+_held_since: float | None = None  # monotonic time the first signal was held back (see _must_hold)
+_announced = False  # whether a long hold has been announced
 _alarm_before = None  # the SIGALRM handler before a hold, put back when it ends if it was Python's
 _RECHECK_S = 0.02
-_HOLD_MAX_S = 5.0  # an import stuck longer than this (a hung mount) is interrupted all the same
+_ANNOUNCE_S = 1.0
+# A cold compile of the kernels takes 10-30 s; an import stuck longer (a hung mount) is interrupted
+# all the same, well before a service manager's kill (systemd: 90 s).
+_HOLD_MAX_S = 30.0
 _CAN_HOLD = hasattr(signal, "setitimer")  # not on Windows: there the signal raises at once
 
 
-def _in_import(frame) -> bool:
+_FRAGILE = ("numba", "llvmlite")  # packages whose code an exception must not land in
+
+
+def _must_hold(frame) -> bool:
+    """Whether the import system or Numba's compiler is anywhere on the stack of ``frame``."""
     while frame is not None:
         if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        if frame.f_globals.get("__name__", "").partition(".")[0] in _FRAGILE:
             return True
         frame = frame.f_back
     return False
@@ -62,22 +75,40 @@ def _release() -> None:
 
 
 def _deliver(frame, hold: bool = True) -> None:
-    """Act on the first signal: set the innermost stop event, hold it during an import, or raise."""
-    global _held_since, _alarm_before
+    """Act on the first signal: set the innermost stop event, hold it (see _must_hold), or raise."""
+    global _held_since, _alarm_before, _announced
     if _stop_events:
         _release()
         if _stop_events[-1] is not None:
             _stop_events[-1].set()
         return
-    if hold and _CAN_HOLD and _in_import(frame):
+    fragile = _must_hold(frame)
+    if hold and _CAN_HOLD and fragile:
         if _held_since is None:
             _held_since = time.monotonic()
             _alarm_before = signal.signal(signal.SIGALRM, _recheck)
-        if time.monotonic() - _held_since < _HOLD_MAX_S:
+        held = time.monotonic() - _held_since
+        if held < _HOLD_MAX_S:
+            if held > _ANNOUNCE_S and not _announced:
+                _announced = True
+                os.write(
+                    2,
+                    f"\nrtfuse: stopping once the import or kernel compilation under way is done; "
+                    f"{name()} again stops at once\n".encode(),
+                )
             signal.setitimer(signal.ITIMER_REAL, _RECHECK_S)
             return
     _release()
+    if fragile:
+        # Raised in code not written to be interrupted (the user insisted, or the hold ran out): the
+        # objects it leaves half-built may fail in __del__ when collected. That is debris of the stop,
+        # and Python would print each as a traceback above our one line.
+        sys.unraisablehook = _drop_debris
     raise KeyboardInterrupt(signal.Signals(_received).name)
+
+
+def _drop_debris(unraisable) -> None:
+    pass
 
 
 def _recheck(signum: int, frame) -> None:
@@ -89,8 +120,8 @@ def _handler(signum: int, frame) -> None:
     global _received
     if _received is not None:
         if _held_since is not None:
-            # Still held in an import: a second signal insists, and must work even if something
-            # took over the re-check timer.
+            # Still held: a second signal insists, and must work even if something took over the
+            # re-check timer.
             _deliver(frame, hold=False)
             return
         # Plain os.write: a handler may interrupt a half-printed line of rich's console.

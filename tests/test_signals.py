@@ -345,10 +345,85 @@ def test_a_second_signal_while_the_first_is_held_stops_at_once(tmp_path):
     assert proc.stdout.strip() == "stopped in the import", proc.stdout + proc.stderr
 
 
-def test_an_import_that_outlasts_the_hold_is_interrupted(tmp_path):
+def test_a_stop_forced_into_an_import_leaves_no_traceback_from_half_built_objects(tmp_path):
+    # As llvmlite's wrappers do: __del__ reads an attribute that __init__ did not get to set.
+    module = (
+        "import os, signal\n"
+        "class Half:\n"
+        "    def __init__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)  # held: this is an import\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)  # the user insists: raised before _ptr is set\n"
+        "        self._ptr = 1\n"
+        "    def __del__(self):\n"
+        "        self._ptr\n"
+        "Half()\n"
+    )
+    proc = _import_with_routing(tmp_path, module, _STOPPED_IN_THE_IMPORT)
+    assert proc.stdout.strip() == "stopped in the import", proc.stdout + proc.stderr
+    assert proc.stderr == "", proc.stderr
+
+
+def test_an_import_that_outlasts_the_hold_is_interrupted_and_a_long_hold_is_announced(tmp_path):
     # A hung import (a stuck network mount) must not keep a service from stopping.
     module = "import os, signal, time\nos.kill(os.getpid(), signal.SIGTERM)\nfor _ in range(50):\n    time.sleep(0.2)\n"
     proc = _import_with_routing(
-        tmp_path, module, _STOPPED_IN_THE_IMPORT, setup="interrupt._HOLD_MAX_S = 0.2\n"
+        tmp_path,
+        module,
+        _STOPPED_IN_THE_IMPORT,
+        setup="interrupt._HOLD_MAX_S = 0.4\ninterrupt._ANNOUNCE_S = 0.1\n",
     )
     assert proc.stdout.strip() == "stopped in the import", proc.stdout + proc.stderr
+    # A hold the user can notice is announced once, with the way out.
+    assert proc.stderr.count("rtfuse: stopping once the import") == 1, proc.stderr
+    assert "SIGTERM again stops at once" in proc.stderr, proc.stderr
+
+
+_STOP_IN_A_COMPILE = """
+import os, signal, sys, threading, time, traceback
+from numba import njit
+from rtfuse import interrupt
+
+interrupt.install()
+
+
+@njit(cache=False)
+def kernel(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += x[i] * i
+    return s
+
+
+def stop_inside_llvm():
+    # Wait until the main thread is deep in Numba's compiler (lowering through llvmlite), then stop it.
+    main = threading.main_thread().ident
+    while True:
+        frame = sys._current_frames().get(main)
+        while frame is not None and not frame.f_globals.get("__name__", "").startswith("llvmlite"):
+            frame = frame.f_back
+        if frame is not None:
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        time.sleep(0.0005)
+
+
+threading.Thread(target=stop_inside_llvm, daemon=True).start()
+import numpy as np
+try:
+    kernel(np.ones(4))
+    print("compiled")
+    time.sleep(5)
+    print("not stopped")
+except KeyboardInterrupt as e:
+    where = [f.filename for f in traceback.extract_tb(e.__traceback__) if not f.filename.endswith("interrupt.py")]
+    print("stopped in", where[-1].rsplit("/", 1)[-1])
+"""
+
+
+def test_a_stop_that_lands_in_numbas_compiler_is_raised_once_it_is_done(tmp_path):
+    # Raised inside llvmlite, it leaves half-built wrappers whose __del__ prints a traceback at exit.
+    proc = subprocess.run(
+        [sys.executable, "-c", _STOP_IN_A_COMPILE], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert proc.stdout.split("\n")[:2] == ["compiled", "stopped in <string>"], proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
