@@ -55,7 +55,7 @@ def _must_hold(frame) -> bool:
     while frame is not None:
         if frame.f_code.co_filename.startswith("<frozen importlib"):
             return True
-        if frame.f_globals.get("__name__", "").partition(".")[0] in _FRAGILE:
+        if str(frame.f_globals.get("__name__")).partition(".")[0] in _FRAGILE:
             return True
         frame = frame.f_back
     return False
@@ -102,7 +102,7 @@ def _deliver(frame, hold: bool = True) -> None:
     if fragile:
         # Raised in code not written to be interrupted (the user insisted, or the hold ran out): the
         # objects it leaves half-built may fail in __del__ when collected. That is debris of the stop,
-        # and Python would print each as a traceback above our one line.
+        # and Python would print each as a traceback next to our one line.
         sys.unraisablehook = _drop_debris
     raise KeyboardInterrupt(signal.Signals(_received).name)
 
