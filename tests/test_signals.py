@@ -272,10 +272,13 @@ _STOPS_ITSELF = (
 )
 
 
-def _import_with_routing(tmp_path, module: str, script: str, setup: str = "") -> subprocess.CompletedProcess:
+def _run_with_routing(
+    tmp_path, script: str, module: str | None = None, setup: str = ""
+) -> subprocess.CompletedProcess:
     """Run ``script`` with rtfuse's signal routing installed (then ``setup``), where it can import
-    the module ``stops_itself`` whose source is ``module``."""
-    (tmp_path / "stops_itself.py").write_text(module)
+    the module ``stops_itself`` whose source is ``module``, if given."""
+    if module is not None:
+        (tmp_path / "stops_itself.py").write_text(module)
     head = "import sys, threading, time\nfrom rtfuse import interrupt\ninterrupt.install()\n" + setup
     head += "sys.path.insert(0, '.')\n"
     return subprocess.run(
@@ -296,7 +299,7 @@ except KeyboardInterrupt:
 
 def test_a_stop_that_lands_in_an_import_is_raised_once_the_import_is_done(tmp_path):
     # Raised inside the import it would pass through third-party import code, which may print it.
-    proc = _import_with_routing(tmp_path, _STOPS_ITSELF, _STOP_IN_AN_IMPORT)
+    proc = _run_with_routing(tmp_path, _STOP_IN_AN_IMPORT, _STOPS_ITSELF)
     assert proc.stdout.split("\n")[:2] == ["imported True", "stopped after the import"], (
         proc.stdout + proc.stderr
     )
@@ -317,7 +320,7 @@ except KeyboardInterrupt:
 
 
 def test_a_held_stop_is_taken_by_a_pipeline_that_starts_and_not_raised_again(tmp_path):
-    proc = _import_with_routing(tmp_path, _STOPS_ITSELF, _HELD_THEN_TAKEN)
+    proc = _run_with_routing(tmp_path, _HELD_THEN_TAKEN, _STOPS_ITSELF)
     assert proc.stdout.strip() == "taken by the pipeline True", proc.stdout + proc.stderr
 
 
@@ -341,7 +344,7 @@ def test_a_second_signal_while_the_first_is_held_stops_at_once(tmp_path):
         "for _ in range(10):\n"
         "    time.sleep(0.2)\n"
     )
-    proc = _import_with_routing(tmp_path, module, _STOPPED_IN_THE_IMPORT)
+    proc = _run_with_routing(tmp_path, _STOPPED_IN_THE_IMPORT, module)
     assert proc.stdout.strip() == "stopped in the import", proc.stdout + proc.stderr
 
 
@@ -358,7 +361,7 @@ def test_a_stop_forced_into_an_import_leaves_no_traceback_from_half_built_object
         "        self._ptr\n"
         "Half()\n"
     )
-    proc = _import_with_routing(tmp_path, module, _STOPPED_IN_THE_IMPORT)
+    proc = _run_with_routing(tmp_path, _STOPPED_IN_THE_IMPORT, module)
     assert proc.stdout.strip() == "stopped in the import", proc.stdout + proc.stderr
     assert proc.stderr == "", proc.stderr
 
@@ -366,10 +369,10 @@ def test_a_stop_forced_into_an_import_leaves_no_traceback_from_half_built_object
 def test_an_import_that_outlasts_the_hold_is_interrupted_and_a_long_hold_is_announced(tmp_path):
     # A hung import (a stuck network mount) must not keep a service from stopping.
     module = "import os, signal, time\nos.kill(os.getpid(), signal.SIGTERM)\nfor _ in range(50):\n    time.sleep(0.2)\n"
-    proc = _import_with_routing(
+    proc = _run_with_routing(
         tmp_path,
-        module,
         _STOPPED_IN_THE_IMPORT,
+        module,
         setup="interrupt._HOLD_MAX_S = 0.4\ninterrupt._ANNOUNCE_S = 0.1\n",
     )
     assert proc.stdout.strip() == "stopped in the import", proc.stdout + proc.stderr
@@ -379,11 +382,8 @@ def test_an_import_that_outlasts_the_hold_is_interrupted_and_a_long_hold_is_anno
 
 
 _STOP_IN_A_COMPILE = """
-import os, signal, sys, threading, time, traceback
+import os, signal, traceback
 from numba import njit
-from rtfuse import interrupt
-
-interrupt.install()
 
 
 @njit(cache=False)
@@ -422,8 +422,6 @@ except KeyboardInterrupt as e:
 
 def test_a_stop_that_lands_in_numbas_compiler_is_raised_once_it_is_done(tmp_path):
     # Raised inside llvmlite, it leaves half-built wrappers whose __del__ prints a traceback at exit.
-    proc = subprocess.run(
-        [sys.executable, "-c", _STOP_IN_A_COMPILE], cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
+    proc = _run_with_routing(tmp_path, _STOP_IN_A_COMPILE)
     assert proc.stdout.split("\n")[:2] == ["compiled", "stopped in <string>"], proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
